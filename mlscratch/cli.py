@@ -1,0 +1,36 @@
+"""`python -m mlscratch ...`: one entry point, one module per command group.
+
+Each module in `mlscratch.commands` adds its sub-commands with `register(subparsers)`
+and sets `func`, which returns an exit code. Errors we can explain
+(`MlscratchError`) become one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import MlscratchError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .commands import chapters, data, train
+
+    parser = argparse.ArgumentParser(prog="python -m mlscratch", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for group in (data, train, chapters):
+        group.register(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except MlscratchError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

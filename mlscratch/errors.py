@@ -1,0 +1,25 @@
+"""Errors that name the problem and the fix.
+
+Every user-facing failure raises a subclass of `MlscratchError`; the CLI turns
+them into a one-line message and exit code 2 instead of a traceback.
+"""
+
+from __future__ import annotations
+
+
+class MlscratchError(Exception):
+    """Base class: a problem the user can fix (message says how)."""
+
+
+class ConfigError(MlscratchError, ValueError):
+    """Impossible or unknown settings (n_way too large, unknown split, ...)."""
+
+
+class DataError(MlscratchError, RuntimeError):
+    """Missing, corrupted or malformed data on disk or from a download."""
+
+
+def require(condition: bool, message: str) -> None:
+    """Raise ConfigError(message) unless condition holds."""
+    if not condition:
+        raise ConfigError(message)

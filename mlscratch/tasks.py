@@ -1,0 +1,131 @@
+"""N-way K-shot tasks, sampled a whole meta-batch at a time.
+
+A task: pick N classes, give them labels 0..N-1, take K images of each as the
+*support* set (what the learner adapts on) and Q other images of each as the
+*query* set (what it is scored on). The sampler draws B tasks at once with a
+handful of tensor ops, on whatever device the images live on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from .data.classes import ClassImages
+from .errors import ConfigError
+
+
+class TaskBatch(NamedTuple):
+    """B tasks. Labels are 0..N-1 within each task, class-major order.
+
+    support_x: [B, N*K, C, H, W]   support_y: [B, N*K]
+    query_x:   [B, N*Q, C, H, W]   query_y:   [B, N*Q]
+    """
+
+    support_x: Tensor
+    support_y: Tensor
+    query_x: Tensor
+    query_y: Tensor
+
+    def to(self, device: torch.device | str) -> TaskBatch:
+        return TaskBatch(*(t.to(device, non_blocking=True) for t in self))
+
+    def task(self, i: int) -> TaskBatch:
+        """Task i alone, keeping a batch dimension of 1."""
+        return TaskBatch(*(t[i : i + 1] for t in self))
+
+    @property
+    def n_way(self) -> int:
+        return int(self.support_y.max()) + 1
+
+
+def check_task_shape(classes: ClassImages, n_way: int, k_shot: int, k_query: int) -> None:
+    """Raise ConfigError naming the problem and the fix if no such task can be drawn."""
+    for name, value in (("n_way", n_way), ("k_shot", k_shot)):
+        if not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    if not isinstance(k_query, int) or k_query < 1:
+        raise ConfigError(f"k_query must be a positive integer, got {k_query!r}")
+    if n_way > classes.n_classes:
+        raise ConfigError(
+            f"n_way={n_way} but this split has only {classes.n_classes} classes; "
+            f"use n_way <= {classes.n_classes} or a larger split"
+        )
+    fewest = int(classes.counts.min())
+    if k_shot + k_query > fewest:
+        raise ConfigError(
+            f"k_shot + k_query = {k_shot + k_query} but some classes have only {fewest} images; "
+            f"use k_shot + k_query <= {fewest} (support and query images must be distinct)"
+        )
+
+
+class TaskSampler:
+    """Draws batches of N-way K-shot tasks with Q queries per class.
+
+    Deterministic for a seed: the same seed gives the same tasks on the same device.
+    `state_dict()` / `load_state_dict()` let a resumed training run continue the
+    exact task stream.
+    """
+
+    def __init__(self, classes: ClassImages, n_way: int = 5, k_shot: int = 1, k_query: int = 15,
+                 batch_size: int = 32, *, rotate: bool | None = None, seed: int = 0,
+                 device: torch.device | str | None = None) -> None:
+        check_task_shape(classes, n_way, k_shot, k_query)
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.device = torch.device(device) if device is not None else classes.images.device
+        self.classes = classes.to(self.device)
+        self.n_way, self.k_shot, self.k_query, self.batch_size = n_way, k_shot, k_query, batch_size
+        self.rotate = classes.rotate if rotate is None else rotate
+        self.seed = seed
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(seed)
+        # Padding rows get +inf keys so they sort last and are never drawn.
+        per_class = self.classes.images.shape[1]
+        self._padding = torch.arange(per_class, device=self.device) >= self.classes.counts[:, None]
+        labels = torch.arange(n_way, device=self.device)
+        self._support_y = labels.repeat_interleave(k_shot).expand(batch_size, -1)
+        self._query_y = labels.repeat_interleave(k_query).expand(batch_size, -1)
+
+    def sample(self, batch_size: int | None = None) -> TaskBatch:
+        """One batch of tasks (see TaskBatch for shapes)."""
+        b = batch_size or self.batch_size
+        n, k, q, g = self.n_way, self.k_shot, self.k_query, self.generator
+        n_classes = self.classes.n_classes
+        # 1. N distinct classes per task: the first N of a random permutation.
+        class_ids = torch.rand(b, n_classes, generator=g, device=self.device).argsort(dim=1)[:, :n]
+        # 2. K+Q distinct images per class: the first K+Q of a random order of its real images.
+        keys = torch.rand(b, n, self.classes.images.shape[1], generator=g, device=self.device)
+        keys = keys.masked_fill(self._padding[class_ids], float("inf"))
+        image_ids = keys.argsort(dim=2)[:, :, : k + q]
+        x = self.classes.images[class_ids[:, :, None], image_ids]  # [B, N, K+Q, C, H, W]
+        # 3. Optional augmentation: rotate each class of each task by 0/90/180/270 degrees.
+        if self.rotate:
+            x = rotate_classes(x, torch.randint(0, 4, (b, n), generator=g, device=self.device))
+        support_x = x[:, :, :k].flatten(1, 2)
+        query_x = x[:, :, k:].flatten(1, 2)
+        return TaskBatch(support_x, self._support_y[:b], query_x, self._query_y[:b])
+
+    def __iter__(self) -> Iterator[TaskBatch]:
+        while True:
+            yield self.sample()
+
+    def state_dict(self) -> dict:
+        return {"seed": self.seed, "rng": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.seed = state["seed"]
+        self.generator.set_state(state["rng"])
+
+
+def rotate_classes(x: Tensor, quarter_turns: Tensor) -> Tensor:
+    """Rotate x[b, n] by quarter_turns[b, n] * 90 degrees.  x: [B, N, M, C, H, W] (H == W)."""
+    out = x.clone()
+    for turns in (1, 2, 3):
+        hit = quarter_turns == turns
+        if hit.any():
+            out[hit] = torch.rot90(x[hit], turns, dims=(-2, -1))
+    return out
