@@ -70,9 +70,18 @@ class TaskSampler:
     exact task stream.
     """
 
-    def __init__(self, classes: ClassImages, n_way: int = 5, k_shot: int = 1, k_query: int = 15,
-                 batch_size: int = 32, *, rotate: bool | None = None, seed: int = 0,
-                 device: torch.device | str | None = None) -> None:
+    def __init__(
+        self,
+        classes: ClassImages,
+        n_way: int = 5,
+        k_shot: int = 1,
+        k_query: int = 15,
+        batch_size: int = 32,
+        *,
+        rotate: bool | None = None,
+        seed: int = 0,
+        device: torch.device | str | None = None,
+    ) -> None:
         check_task_shape(classes, n_way, k_shot, k_query)
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -87,8 +96,16 @@ class TaskSampler:
         per_class = self.classes.images.shape[1]
         self._padding = torch.arange(per_class, device=self.device) >= self.classes.counts[:, None]
         labels = torch.arange(n_way, device=self.device)
-        self._support_y = labels.repeat_interleave(k_shot).expand(batch_size, -1)
-        self._query_y = labels.repeat_interleave(k_query).expand(batch_size, -1)
+        self._support_y = labels.repeat_interleave(k_shot)
+        self._query_y = labels.repeat_interleave(k_query)
+        # All images as rows of pixels [n_classes * per_class, C, H*W] (a view), and for each quarter
+        # turn the pixel order that rotates an image: rotation becomes one gather, not a loop.
+        c, h, w = self.classes.image_shape
+        if self.rotate and h != w:
+            raise ConfigError(f"rotate=True needs square images, got {h}x{w}; resize them or pass rotate=False")
+        self._rows = self.classes.images.reshape(-1, c, h * w)
+        pixel = torch.arange(h * w, device=self.device).reshape(h, w)
+        self._rotations = torch.stack([torch.rot90(pixel, turns, dims=(0, 1)).reshape(-1) for turns in range(4)])
 
     def sample(self, batch_size: int | None = None) -> TaskBatch:
         """One batch of tasks (see TaskBatch for shapes)."""
@@ -101,13 +118,15 @@ class TaskSampler:
         keys = torch.rand(b, n, self.classes.images.shape[1], generator=g, device=self.device)
         keys = keys.masked_fill(self._padding[class_ids], float("inf"))
         image_ids = keys.argsort(dim=2)[:, :, : k + q]
-        x = self.classes.images[class_ids[:, :, None], image_ids]  # [B, N, K+Q, C, H, W]
+        x = self._rows[class_ids[:, :, None] * self.classes.images.shape[1] + image_ids]  # [B, N, K+Q, C, H*W]
         # 3. Optional augmentation: rotate each class of each task by 0/90/180/270 degrees.
         if self.rotate:
-            x = rotate_classes(x, torch.randint(0, 4, (b, n), generator=g, device=self.device))
+            turns = torch.randint(0, 4, (b, n), generator=g, device=self.device)
+            x = x.gather(4, self._rotations[turns][:, :, None, None, :].expand_as(x))
+        x = x.unflatten(4, self.classes.image_shape[1:])  # [B, N, K+Q, C, H, W]
         support_x = x[:, :, :k].flatten(1, 2)
         query_x = x[:, :, k:].flatten(1, 2)
-        return TaskBatch(support_x, self._support_y[:b], query_x, self._query_y[:b])
+        return TaskBatch(support_x, self._support_y.expand(b, -1), query_x, self._query_y.expand(b, -1))
 
     def __iter__(self) -> Iterator[TaskBatch]:
         while True:

@@ -49,8 +49,9 @@ class ClassImages:
             raise ConfigError("every class needs between 1 and images.shape[1] real images")
 
     @classmethod
-    def from_tensors(cls, per_class: list[Tensor] | Tensor, names: list[str] | None = None,
-                     rotate: bool = False) -> ClassImages:
+    def from_tensors(
+        cls, per_class: list[Tensor] | Tensor, names: list[str] | None = None, rotate: bool = False
+    ) -> ClassImages:
         """Build from a [n_classes, per_class, C, H, W] tensor or a list of [n_i, C, H, W] tensors."""
         if isinstance(per_class, Tensor):
             per_class = list(per_class)
@@ -87,10 +88,16 @@ class ClassImages:
     def subset(self, class_ids: Tensor | list[int], rotate: bool | None = None) -> ClassImages:
         """The classes `class_ids`, sharing storage where possible."""
         ids = torch.as_tensor(class_ids, dtype=torch.long)
-        return ClassImages(self.images[ids], self.counts[ids], [self.names[i] for i in ids.tolist()],
-                           rotate=self.rotate if rotate is None else rotate, source=self.source,
-                           meta=dict(self.meta))
+        return ClassImages(
+            self.images[ids],
+            self.counts[ids],
+            [self.names[i] for i in ids.tolist()],
+            rotate=self.rotate if rotate is None else rotate,
+            source=self.source,
+            meta=dict(self.meta),
+        )
 
     def to(self, device: torch.device | str) -> ClassImages:
-        return ClassImages(self.images.to(device), self.counts.to(device), self.names, self.rotate,
-                           self.source, dict(self.meta))
+        return ClassImages(
+            self.images.to(device), self.counts.to(device), self.names, self.rotate, self.source, dict(self.meta)
+        )
