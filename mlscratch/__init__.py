@@ -1,8 +1,13 @@
 """mlscratch: meta-learning from scratch, in small readable pieces."""
 
+from .algorithms import ALGORITHMS, FOMAML, MAML, MetaLearner, build
+from .checkpoint import load_checkpoint, save_checkpoint
 from .data import ClassImages, SyntheticGlyphs, load_omniglot, load_splits
 from .errors import ConfigError, DataError, MlscratchError
+from .evaluation import EvaluationResult, evaluate
+from .models import Conv4
 from .tasks import TaskBatch, TaskSampler
+from .training import History, TrainingDiverged, fit
 
 __version__ = "0.1.0"
 
@@ -17,4 +22,17 @@ __all__ = [
     "__version__",
     "load_omniglot",
     "load_splits",
+    "ALGORITHMS",
+    "FOMAML",
+    "MAML",
+    "MetaLearner",
+    "build",
+    "load_checkpoint",
+    "save_checkpoint",
+    "EvaluationResult",
+    "evaluate",
+    "Conv4",
+    "History",
+    "TrainingDiverged",
+    "fit",
 ]

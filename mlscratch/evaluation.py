@@ -1,0 +1,130 @@
+"""One evaluator for every algorithm: accuracy over many test tasks with a 95% confidence interval.
+
+For learners that adapt by gradient steps (they implement `adaptation_logits`),
+it also reports accuracy before adaptation and after each inner step.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from .errors import ConfigError
+from .tasks import TaskSampler
+
+
+@dataclass
+class EvaluationResult:
+    """Accuracies in percent. `step_accuracies[s]`: mean accuracy after s inner steps (s=0: before adaptation)."""
+
+    accuracy: float
+    ci95: float  # 1.96 * std / sqrt(n_tasks)
+    task_accuracies: list[float]
+    step_accuracies: list[float] | None
+    step_ci95: list[float] | None
+    seconds_per_task: float
+    n_tasks: int
+    n_way: int
+    k_shot: int
+    k_query: int
+
+    @property
+    def before_adaptation(self) -> float | None:
+        return self.step_accuracies[0] if self.step_accuracies else None
+
+    @property
+    def std(self) -> float:
+        """Standard deviation of the per-task accuracies (percent)."""
+        return self.ci95 * math.sqrt(self.n_tasks) / 1.96
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "before_adaptation": self.before_adaptation}
+
+    def __str__(self) -> str:
+        text = f"{self.accuracy:.2f} ± {self.ci95:.2f}% ({self.n_tasks} tasks, {self.n_way}-way {self.k_shot}-shot)"
+        if self.step_accuracies:
+            text += f"; before adaptation {self.before_adaptation:.2f}%"
+        return text
+
+
+def mean_ci95(values: Tensor) -> tuple[float, float]:
+    """Mean and 1.96 * std / sqrt(n) of a 1-D tensor (std with Bessel's correction; 0 for one value)."""
+    std = values.std().item() if values.numel() > 1 else 0.0
+    return values.mean().item(), 1.96 * std / math.sqrt(values.numel())
+
+
+def _accuracy(logits: Tensor, labels: Tensor) -> Tensor:
+    """logits [..., M, N], labels broadcastable to [..., M] -> accuracy in percent per task [...]."""
+    return (logits.argmax(-1) == labels).float().mean(-1) * 100
+
+
+def evaluate(
+    learner: torch.nn.Module,
+    sampler: TaskSampler,
+    n_tasks: int = 600,
+    *,
+    seed: int | None = None,
+    per_step: bool = True,
+    steps: int | None = None,
+    progress: bool = False,
+) -> EvaluationResult:
+    """Mean query accuracy of `learner.predict` over n_tasks tasks from `sampler`.
+
+    Deterministic: tasks come from the sampler reseeded with `seed` (default: the sampler's own seed),
+    and torch's RNG is forked and seeded, so the caller's random streams are left untouched.
+    per_step: also score before adaptation and after each of `steps` inner steps (gradient-based learners).
+    Runs on the learner's device, in eval mode; seconds_per_task covers everything done per task.
+    """
+    if not isinstance(n_tasks, int) or n_tasks < 1:
+        raise ConfigError(f"n_tasks must be a positive integer, got {n_tasks!r}")
+    seed = sampler.seed if seed is None else seed
+    parameter = next(learner.parameters(), None)
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    was_training, sampler_state = learner.training, sampler.state_dict()
+    learner.eval()
+    sampler.generator.manual_seed(seed)
+    task_accuracies, step_accuracies = [], []
+    start = time.perf_counter()
+    try:
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            with tqdm(total=n_tasks, desc="evaluate", unit="task", disable=not progress) as bar:
+                while len(task_accuracies) < n_tasks:
+                    batch = sampler.sample(min(sampler.batch_size, n_tasks - len(task_accuracies))).to(device)
+                    scores = learner.adaptation_logits(*batch[:3], steps=steps) if per_step else None
+                    if scores is not None:  # [B, S+1, N*Q, N]
+                        per_step_acc = _accuracy(scores, batch.query_y[:, None])
+                        step_accuracies.extend(per_step_acc.cpu())
+                        task_accuracies.extend(per_step_acc[:, -1].cpu().tolist())
+                    else:
+                        with torch.no_grad():
+                            logits = learner.predict(*batch[:3])
+                        task_accuracies.extend(_accuracy(logits, batch.query_y).cpu().tolist())
+                    bar.update(len(batch.query_y))
+    finally:
+        learner.train(was_training)
+        sampler.load_state_dict(sampler_state)
+    seconds = time.perf_counter() - start
+    accuracy, ci95 = mean_ci95(torch.tensor(task_accuracies))
+    steps_mean = steps_ci = None
+    if step_accuracies:
+        per_step = torch.stack(step_accuracies)  # [n_tasks, S+1]
+        stats = [mean_ci95(column) for column in per_step.T]
+        steps_mean, steps_ci = [m for m, _ in stats], [c for _, c in stats]
+    return EvaluationResult(
+        accuracy,
+        ci95,
+        task_accuracies,
+        steps_mean,
+        steps_ci,
+        seconds / n_tasks,
+        n_tasks,
+        sampler.n_way,
+        sampler.k_shot,
+        sampler.k_query,
+    )

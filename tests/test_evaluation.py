@@ -1,0 +1,95 @@
+"""The evaluator: determinism, the confidence interval, per-step accuracies, state left untouched."""
+
+import math
+
+import pytest
+import torch
+
+from mlscratch.algorithms import build
+from mlscratch.algorithms.base import MetaLearner
+from mlscratch.data.classes import ClassImages
+from mlscratch.errors import ConfigError
+from mlscratch.evaluation import evaluate, mean_ci95
+from mlscratch.tasks import TaskSampler
+
+torch.set_num_threads(1)  # tiny tensors: extra threads only add overhead (and stall on a busy machine)
+
+
+def sampler(seed=0, batch_size=4):
+    g = torch.Generator().manual_seed(0)
+    images = ClassImages.from_tensors(torch.rand(10, 5, 1, 16, 16, generator=g))
+    return TaskSampler(images, n_way=3, k_shot=1, k_query=3, batch_size=batch_size, seed=seed)
+
+
+def maml():
+    torch.manual_seed(0)
+    return build("maml", n_way=3, image_size=16, width=4, test_inner_steps=2)
+
+
+class Constant(MetaLearner):
+    """Always predicts class 0: accuracy is exactly 1/3 on every task, and it has no inner steps."""
+
+    name = "constant-test"
+
+    def predict_tasks(self, support_x, support_y, query_x):
+        logits = torch.zeros(*query_x.shape[:2], 3)
+        logits[..., 0] = 1
+        return logits
+
+
+def test_confidence_interval_formula():
+    values = torch.tensor([50.0, 60.0, 70.0, 80.0])
+    mean, ci = mean_ci95(values)
+    assert mean == 65.0 and ci == pytest.approx(1.96 * values.std().item() / 2)
+    assert mean_ci95(torch.tensor([42.0])) == (42.0, 0.0)
+
+
+def test_deterministic_and_leaves_sampler_learner_and_rng_untouched():
+    learner, tasks = maml(), sampler()
+    learner.train()
+    tasks.sample()
+    state = tasks.state_dict()["rng"].clone()
+    torch.manual_seed(123)
+    expected_random = torch.rand(3)
+    torch.manual_seed(123)
+    first = evaluate(learner, tasks, 10)
+    assert torch.equal(torch.rand(3), expected_random)  # the caller's random stream is untouched
+    assert torch.equal(tasks.state_dict()["rng"], state) and learner.training
+    second = evaluate(learner, tasks, 10)
+    assert first.task_accuracies == second.task_accuracies
+    other = evaluate(learner, tasks, 10, seed=1)
+    assert other.task_accuracies != first.task_accuracies
+
+
+def test_result_fields_and_per_step_accuracies():
+    result = evaluate(maml(), sampler(batch_size=4), 10)  # 4 + 4 + 2 tasks
+    assert result.n_tasks == len(result.task_accuracies) == 10
+    assert (result.n_way, result.k_shot, result.k_query) == (3, 1, 3)
+    assert len(result.step_accuracies) == 3 and len(result.step_ci95) == 3  # before + 2 steps
+    assert result.step_accuracies[-1] == pytest.approx(result.accuracy)
+    assert result.before_adaptation == result.step_accuracies[0]
+    assert result.accuracy == pytest.approx(sum(result.task_accuracies) / 10)
+    assert result.std == pytest.approx(torch.tensor(result.task_accuracies).std().item())
+    assert result.seconds_per_task > 0
+    assert "± " in str(result) and "before adaptation" in str(result)
+    assert set(result.to_dict()) >= {"accuracy", "ci95", "before_adaptation", "task_accuracies"}
+
+
+def test_predict_path_agrees_with_per_step_path():
+    learner, tasks = maml(), sampler()
+    with_steps = evaluate(learner, tasks, 8)
+    plain = evaluate(learner, tasks, 8, per_step=False)
+    assert plain.step_accuracies is None
+    assert plain.task_accuracies == pytest.approx(with_steps.task_accuracies)
+
+
+def test_learner_without_inner_steps():
+    result = evaluate(Constant(), sampler(), 5)
+    assert result.accuracy == pytest.approx(100 / 3) and result.ci95 == pytest.approx(0, abs=1e-5)
+    assert result.step_accuracies is None and result.before_adaptation is None
+
+
+def test_bad_task_count():
+    with pytest.raises(ConfigError):
+        evaluate(Constant(), sampler(), 0)
+    assert math.isfinite(evaluate(Constant(), sampler(), 1).accuracy)
