@@ -1,0 +1,214 @@
+"""`python -m mlscratch chapters run`: execute the chapters with papermill and summarise them.
+
+Each chapter has one cell tagged `parameters`. Its defaults are the teaching
+configuration; a trailing `# quick: VALUE` comment on a line gives the smoke value
+that `--quick` injects, so the reader sees both side by side:
+
+    iterations = 240  # quick: 3
+
+Chapters call `mlscratch.notebook.report(**metrics)`; the runner reads those
+outputs back from the executed notebook and puts them in `summary.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..notebook import METRICS_MIMETYPE
+
+DEFAULT_OUT = Path("runs/chapters")
+QUICK_VALUE = re.compile(r"^\s*(?P<name>[A-Za-z_]\w*)\s*=.*#.*\bquick:\s*(?P<value>.+?)\s*$")
+
+
+def default_chapters_dir() -> Path:
+    """`./chapters` when run from a clone's root, else the chapters next to this package."""
+    here = Path("chapters")
+    if here.is_dir():
+        return here
+    return Path(__file__).resolve().parents[2] / "chapters"
+
+
+def find_chapters(directory: Path, only: list[str] | None = None) -> list[Path]:
+    """Numbered notebooks (`01_name.ipynb`) in directory, optionally only those whose name starts with `only`."""
+    if not directory.is_dir():
+        raise ConfigError(f"chapters folder {directory} not found; run from the repository root or pass --dir")
+    notebooks = sorted(p for p in directory.glob("[0-9][0-9]_*.ipynb"))
+    if not notebooks:
+        raise ConfigError(f"no numbered chapters (NN_name.ipynb) in {directory}; pass --dir with the chapters folder")
+    if only:
+        wanted = [p for p in notebooks if any(p.stem.startswith(prefix) for prefix in only)]
+        if not wanted:
+            names = ", ".join(p.stem for p in notebooks)
+            raise ConfigError(f"--only {' '.join(only)} matches no chapter; choose from: {names}")
+        notebooks = wanted
+    return notebooks
+
+
+def parameters_source(notebook: dict, path: Path) -> str:
+    """Source of the cell tagged `parameters` (the one papermill injects after)."""
+    for cell in notebook["cells"]:
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            source = cell["source"]
+            return source if isinstance(source, str) else "".join(source)
+    raise ConfigError(f"{path} has no cell tagged 'parameters'; tag its settings cell so papermill can inject values")
+
+
+def quick_parameters(path: Path) -> dict:
+    """The `# quick: VALUE` smoke settings of a chapter's parameters cell."""
+    source = parameters_source(json.loads(path.read_text(encoding="utf-8")), path)
+    quick = {}
+    for line in source.splitlines():
+        match = QUICK_VALUE.match(line)
+        if match:
+            try:
+                quick[match["name"]] = ast.literal_eval(match["value"])
+            except (ValueError, SyntaxError) as error:
+                raise ConfigError(
+                    f"{path}: quick value for {match['name']!r} is not a Python literal ({match['value']!r}); "
+                    "write e.g. `# quick: 3` or `# quick: 'synthetic'`"
+                ) from error
+    return quick
+
+
+def collect_metrics(notebook: dict) -> dict:
+    """Merge every `report(...)` output of an executed notebook, later calls winning."""
+    metrics: dict = {}
+    for cell in notebook["cells"]:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if METRICS_MIMETYPE in data:
+                metrics.update(data[METRICS_MIMETYPE])
+    return metrics
+
+
+def run_chapter(path: Path, out_dir: Path, parameters: dict, kernel: str) -> dict:
+    """Execute one chapter (cwd = its folder) into out_dir; never raises for a failing notebook."""
+    import papermill
+
+    output = out_dir / path.name
+    start = time.perf_counter()
+    status, error = "ok", None
+    try:
+        papermill.execute_notebook(
+            str(path),
+            str(output),
+            parameters=parameters,
+            kernel_name=kernel,
+            cwd=str(path.parent),
+            progress_bar=False,
+        )
+    except papermill.PapermillExecutionError as failure:
+        status, error = "failed", f"cell {failure.exec_count}: {failure.ename}: {failure.evalue}"
+    except Exception as failure:  # kernel died, timeout, unreadable notebook: report it, run the rest
+        status, error = "failed", f"{type(failure).__name__}: {failure}"
+    seconds = time.perf_counter() - start
+    metrics = collect_metrics(json.loads(output.read_text(encoding="utf-8"))) if output.exists() else {}
+    return {
+        "chapter": path.stem,
+        "status": status,
+        "seconds": round(seconds, 1),
+        "metrics": metrics,
+        "parameters": parameters,
+        "notebook": str(output),
+        "error": error,
+    }
+
+
+def format_metric(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def format_table(results: list[dict]) -> str:
+    """One line per chapter: status, seconds, metrics."""
+    width = max([len("chapter")] + [len(r["chapter"]) for r in results])
+    lines = [f"{'chapter':<{width}}  status  seconds  metrics"]
+    for r in results:
+        metrics = ", ".join(f"{k}={format_metric(v)}" for k, v in r["metrics"].items())
+        lines.append(f"{r['chapter']:<{width}}  {r['status']:<6}  {r['seconds']:>7.1f}  {metrics}")
+        if r["error"]:
+            lines.append(f"{'':<{width}}  error: {r['error']}")
+    return "\n".join(lines)
+
+
+def write_json_atomic(path: Path, payload: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(payload, handle, indent=2)
+            handle.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def parse_assignments(pairs: list[str]) -> dict:
+    """`-p iterations=20 -p dataset=synthetic` -> {"iterations": 20, "dataset": "synthetic"}."""
+    parameters = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.isidentifier():
+            raise ConfigError(f"-p expects NAME=VALUE, got {pair!r}; e.g. -p iterations=20")
+        try:
+            parameters[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            parameters[name] = value  # a bare word such as synthetic is a string
+    return parameters
+
+
+def run(args: argparse.Namespace) -> int:
+    chapters = find_chapters(Path(args.dir) if args.dir else default_chapters_dir(), args.only)
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    overrides = parse_assignments(args.param)
+    results = []
+    for path in chapters:
+        parameters = {**(quick_parameters(path) if args.quick else {}), **overrides}
+        shown = " ".join(f"{k}={v!r}" for k, v in parameters.items()) or "defaults"
+        print(f"running {path.stem} ({shown}) ...", flush=True)
+        result = run_chapter(path, out_dir, parameters, args.kernel)
+        print(f"  {result['status']} in {result['seconds']:.1f} s", flush=True)
+        results.append(result)
+    summary = {"quick": args.quick, "python": sys.executable, "chapters": results}
+    write_json_atomic(out_dir / "summary.json", summary)
+    print()
+    print(format_table(results))
+    print(f"\nexecuted notebooks and summary.json in {out_dir}")
+    return 0 if all(r["status"] == "ok" for r in results) else 1
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    group = subparsers.add_parser("chapters", help="run the notebook chapters")
+    actions = group.add_subparsers(dest="chapters_command", required=True, metavar="ACTION")
+    runner = actions.add_parser(
+        "run",
+        help="execute chapters with papermill and write a summary",
+        description="Execute the chapters with papermill (kernel python3 of this environment, working directory = "
+        "the chapters folder) and write the executed notebooks plus summary.json. Exit code 1 if any chapter fails.",
+    )
+    runner.add_argument("--quick", action="store_true", help="inject each chapter's `# quick:` smoke parameters")
+    runner.add_argument("--only", nargs="+", metavar="NN", help="run only chapters whose name starts with these")
+    runner.add_argument("--out", default=str(DEFAULT_OUT), help=f"output folder (default: {DEFAULT_OUT})")
+    runner.add_argument("--dir", default=None, help="chapters folder (default: ./chapters)")
+    runner.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a parameter in every chapter run, e.g. -p dataset=synthetic",
+    )
+    runner.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: python3)")
+    runner.set_defaults(func=run)

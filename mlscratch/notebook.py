@@ -1,0 +1,328 @@
+"""Small helpers the chapters share, so no notebook writes the same code twice.
+
+- `report(**metrics)`: show a chapter's key numbers; `mlscratch chapters run` reads them back.
+- `load_data(...)`, `load_characters(...)`: the splits / all characters, with a visible notice when
+  they are synthetic glyphs rather than Omniglot.
+- `setup(seed, device)`: seeds and the device to use; `torch_threads(n)` for bit-reproducible checks.
+- `Stopwatch`, `peak_memory()`: honest timing and memory measurements for comparisons.
+- `train_and_evaluate(...)`: build, meta-train and test one algorithm (chapters, panels, comparisons).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+
+from .device import resolve_device
+from .errors import ConfigError
+
+METRICS_MIMETYPE = "application/vnd.mlscratch.metrics+json"
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (where rich display works)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def _plain(value: object) -> object:
+    """Tensors and numpy scalars -> plain Python numbers, so the metrics are JSON."""
+    if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
+        return value.item()
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def format_metrics(metrics: dict) -> str:
+    width = max(len(k) for k in metrics) if metrics else 0
+    lines = []
+    for name, value in metrics.items():
+        shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+        lines.append(f"{name:<{width}}  {shown}")
+    return "\n".join(lines)
+
+
+def report(**metrics: object) -> None:
+    """Display key results of a chapter, e.g. `report(test_accuracy=91.3, train_seconds=180.2)`.
+
+    In a notebook this is one output carrying both a readable text table and a JSON
+    copy (mimetype `application/vnd.mlscratch.metrics+json`) that the chapter runner
+    collects into its summary. Outside a notebook it prints the table.
+    """
+    clean = {name: _plain(value) for name, value in metrics.items()}
+    text = format_metrics(clean)
+    if in_notebook():
+        from IPython.display import display
+
+        display({METRICS_MIMETYPE: clean, "text/plain": text}, raw=True)
+    else:
+        print(text)
+
+
+def notice(message: str, level: str = "warning") -> None:
+    """A coloured box in a notebook (plain text elsewhere) that a reader cannot miss."""
+    colours = {"warning": ("#fff3cd", "#856404"), "info": ("#e7f1ff", "#084298")}
+    background, colour = colours.get(level, colours["info"])
+    if in_notebook():
+        from html import escape
+
+        from IPython.display import display
+
+        html = (
+            f'<div style="background:{background};color:{colour};padding:8px 12px;border-radius:4px;'
+            f'border:1px solid {colour}"><b>{level.upper()}:</b> {escape(message)}</div>'
+        )
+        display({"text/html": html, "text/plain": f"{level.upper()}: {message}"}, raw=True)
+    else:
+        print(f"{level.upper()}: {message}")
+
+
+def is_synthetic(data: object) -> bool:
+    """True for SyntheticGlyphs, or a dict of splits made from them."""
+    parts = data.values() if isinstance(data, dict) else [data]
+    return any(getattr(part, "meta", {}).get("dataset") == "synthetic" for part in parts)
+
+
+def _say_where_from(data: object, dataset: str) -> None:
+    if is_synthetic(data) and dataset != "synthetic":
+        notice(
+            "Omniglot was not found, so this chapter runs on the built-in SYNTHETIC glyphs. The code is the "
+            "same, but the accuracies are not Omniglot results. Set MLSCRATCH_DATA to the folder with "
+            "images_background.zip and images_evaluation.zip (or pass root=...) and rerun."
+        )
+    elif is_synthetic(data):
+        notice("Running on the built-in synthetic glyphs (dataset='synthetic'), not on Omniglot.", level="info")
+
+
+def load_data(
+    dataset: str = "auto", protocol: str = "paper", root: str | None = None, image_size: int = 28, seed: int = 0
+) -> dict:
+    """Train/val/test `ClassImages` for a chapter (see `mlscratch.data.load_splits`).
+
+    dataset: "auto" (real Omniglot when found, else synthetic glyphs), "omniglot",
+    "synthetic", or a folder with one subfolder of images per class.
+    When the result is synthetic, a notice says so: numbers from it are not Omniglot numbers.
+    """
+    from .data import load_splits
+
+    splits = load_splits(dataset=dataset, protocol=protocol, root=root, image_size=image_size, seed=seed)
+    _say_where_from(splits, dataset)
+    return splits
+
+
+def load_characters(dataset: str = "auto", root: str | None = None, image_size: int = 28, seed: int = 0):
+    """All characters with their alphabets and drawers (`Omniglot` or `SyntheticGlyphs`), for a tour of the data."""
+    from .data.splits import load_characters as load
+
+    characters = load(dataset, root, image_size, seed)
+    if characters is None:
+        raise ConfigError(f"{dataset!r} is a folder of class folders: it has no alphabets or drawers to tour")
+    _say_where_from(characters, dataset)
+    return characters
+
+
+def describe_splits(splits: dict) -> str:
+    """One line per split: classes (with rotations), images, image shape."""
+    lines = []
+    for name, split in splits.items():
+        effective = f" ({split.n_effective_classes} with rotations)" if split.rotate else ""
+        lines.append(
+            f"{name:<5} {split.n_classes:>5} classes{effective}, {split.n_images:>6} images of "
+            f"{'x'.join(map(str, split.image_shape))}"
+        )
+    return "\n".join(lines)
+
+
+def setup(seed: int = 0, device: str = "auto", threads: int | None = None) -> torch.device:
+    """Seed Python and torch and return the device ("auto": cuda when available, else cpu).
+
+    Same seed -> same tasks and initial weights; on CPU, the same results (its kernels are
+    deterministic). On CUDA it also asks for deterministic kernels where they exist.
+    """
+    random.seed(seed)
+    torch.manual_seed(seed)
+    if threads:
+        torch.set_num_threads(threads)
+    device = resolve_device(device)
+    if device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    return device
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with n CPU threads. Float sums are split differently across threads, so a
+    result meant to be bit-identical on every machine (a regression check) should use n=1."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@dataclass
+class Stopwatch:
+    """Wall-clock laps that wait for the GPU before reading the clock.
+
+    with watch: ...   # one lap
+    watch.median      # seconds
+    """
+
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    laps: list[float] = field(default_factory=list)
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def __enter__(self) -> Stopwatch:
+        self._sync()
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._sync()
+        self.laps.append(time.perf_counter() - self._start)
+
+    @property
+    def median(self) -> float:
+        ordered = sorted(self.laps)
+        return ordered[len(ordered) // 2] if ordered else float("nan")
+
+
+@contextmanager
+def _quiet_fd2() -> Iterator[None]:
+    """Silence the C++ profiler's start/stop log lines, which bypass Python's sys.stderr."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def peak_memory(work: Callable[[], object], device: torch.device | str = "cpu") -> int:
+    """Peak bytes of tensor memory that `work()` allocates above what was live when it started.
+
+    On CUDA: `torch.cuda.max_memory_allocated` minus the allocation before the call.
+    On CPU: the running sum of PyTorch's allocation and free events recorded by
+    `torch.profiler` (profile_memory=True), i.e. the same quantity for CPU tensors:
+    activations, the autograd graph, gradients and temporaries. Neither counts memory
+    that is not a tensor (Python objects, the allocator's cache). Run `work` once more
+    without measuring to time it: the profiler slows it down.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        before = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        work()
+        torch.cuda.synchronize(device)
+        return torch.cuda.max_memory_allocated(device) - before
+
+    from torch.profiler import ProfilerActivity, profile
+
+    profiler = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
+    with _quiet_fd2():
+        profiler.__enter__()
+    try:
+        work()
+    finally:
+        with _quiet_fd2():
+            profiler.__exit__(None, None, None)
+    events = [
+        e for e in profiler.profiler.kineto_results.events() if e.name() == "[memory]" and e.device_type().name == "CPU"
+    ]
+    live = peak = 0
+    for event in sorted(events, key=lambda e: e.start_ns()):
+        live += event.nbytes()
+        peak = max(peak, live)
+    return peak
+
+
+@dataclass
+class Experiment:
+    """What `train_and_evaluate` returns: the trained learner, its training history and test result."""
+
+    learner: object
+    history: object  # mlscratch.training.History
+    result: object  # mlscratch.evaluation.EvaluationResult
+    settings: dict
+
+    def summary(self) -> str:
+        return (
+            f"{self.settings['algo']} {self.settings['n_way']}-way {self.settings['k_shot']}-shot, "
+            f"{self.settings['iterations']} iterations in {self.history.training_seconds:.0f} s: "
+            f"test {self.result}"
+        )
+
+
+def train_and_evaluate(
+    splits: dict,
+    algo: str = "maml",
+    *,
+    n_way: int = 5,
+    k_shot: int = 1,
+    k_query: int = 15,
+    train_queries: int = 1,
+    meta_batch: int = 32,
+    iterations: int = 100,
+    outer_lr: float = 1e-3,
+    eval_tasks: int = 600,
+    seed: int = 0,
+    device: str = "auto",
+    progress: bool = True,
+    **hparams: object,
+) -> Experiment:
+    """Build `algo` with `hparams`, meta-train it on splits["train"] and evaluate on splits["test"].
+
+    The same seed gives the same initial weights, the same training tasks and the same
+    test tasks, so two calls that differ in one setting compare that setting alone.
+    train_queries: query images per class in training tasks (MAML's code uses k_shot);
+    k_query: per class at test time.
+    """
+    from .algorithms import build
+    from .evaluation import evaluate
+    from .tasks import TaskSampler
+    from .training import fit
+
+    device = setup(seed, device)
+    image_shape = splits["train"].image_shape
+    learner = build(algo, n_way=n_way, in_channels=image_shape[0], image_size=image_shape[-1], **hparams)
+    train_tasks = TaskSampler(splits["train"], n_way, k_shot, train_queries, meta_batch, seed=seed, device=device)
+    history = fit(learner, train_tasks, iterations, outer_lr=outer_lr, device=device, seed=seed, progress=progress)
+    test_tasks = TaskSampler(
+        splits["test"], n_way, k_shot, k_query, min(meta_batch, eval_tasks), seed=seed + 1, device=device
+    )
+    result = evaluate(learner, test_tasks, eval_tasks, progress=progress)
+    settings = dict(
+        algo=algo,
+        n_way=n_way,
+        k_shot=k_shot,
+        k_query=k_query,
+        train_queries=train_queries,
+        meta_batch=meta_batch,
+        iterations=iterations,
+        outer_lr=outer_lr,
+        eval_tasks=eval_tasks,
+        seed=seed,
+        **hparams,
+    )
+    return Experiment(learner, history, result, settings)

@@ -1,0 +1,109 @@
+"""`python -m mlscratch chapters run` on tiny throwaway notebooks (a real kernel, a few seconds each)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("papermill")
+nbformat = pytest.importorskip("nbformat")
+
+from mlscratch.cli import main  # noqa: E402
+from mlscratch.commands.chapters import find_chapters, parse_assignments, quick_parameters  # noqa: E402
+from mlscratch.errors import ConfigError  # noqa: E402
+
+
+def write_chapter(folder, name, body, parameters="steps = 10  # quick: 2\nlabel = 'full'  # quick: 'smoke'\n"):
+    notebook = nbformat.v4.new_notebook()
+    settings = nbformat.v4.new_code_cell(parameters)
+    settings.metadata["tags"] = ["parameters"]
+    notebook.cells = [nbformat.v4.new_markdown_cell("# A tiny chapter"), settings, nbformat.v4.new_code_cell(body)]
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = folder / name
+    nbformat.write(notebook, path)
+    return path
+
+
+REPORT = (
+    "from pathlib import Path\n"
+    "from mlscratch.notebook import report\n"
+    "report(steps=steps, label=label, cwd_is_chapters=Path.cwd().name == 'book', accuracy=0.5 + steps / 100)\n"
+)
+
+
+def test_quick_parameters_are_read_from_the_parameters_cell(tmp_path):
+    path = write_chapter(tmp_path, "01_demo.ipynb", "pass")
+    assert quick_parameters(path) == {"steps": 2, "label": "smoke"}
+
+
+def test_chapter_without_parameters_cell_is_a_config_error(tmp_path):
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell("x = 1")]
+    nbformat.write(notebook, tmp_path / "01_bare.ipynb")
+    with pytest.raises(ConfigError, match="tagged 'parameters'"):
+        quick_parameters(tmp_path / "01_bare.ipynb")
+
+
+def test_only_selects_by_prefix_and_unknown_prefix_names_the_choices(tmp_path):
+    for name in ("01_a.ipynb", "02_b.ipynb", "notes.ipynb"):
+        write_chapter(tmp_path, name, "pass")
+    assert [p.name for p in find_chapters(tmp_path)] == ["01_a.ipynb", "02_b.ipynb"]
+    assert [p.name for p in find_chapters(tmp_path, ["02"])] == ["02_b.ipynb"]
+    with pytest.raises(ConfigError, match="01_a, 02_b"):
+        find_chapters(tmp_path, ["07"])
+
+
+def test_parse_assignments():
+    assert parse_assignments(["iterations=20", "dataset=synthetic", "lr=0.5"]) == {
+        "iterations": 20,
+        "dataset": "synthetic",
+        "lr": 0.5,
+    }
+    with pytest.raises(ConfigError, match="NAME=VALUE"):
+        parse_assignments(["iterations"])
+
+
+def test_run_quick_writes_notebooks_and_summary_with_metrics(tmp_path, capsys):
+    book = tmp_path / "book"
+    book.mkdir()
+    write_chapter(book, "01_demo.ipynb", REPORT)
+    out = tmp_path / "out"
+    code = main(["chapters", "run", "--quick", "--dir", str(book), "--out", str(out)])
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    (result,) = summary["chapters"]
+    assert result["status"] == "ok" and result["error"] is None
+    assert result["parameters"] == {"steps": 2, "label": "smoke"}
+    assert result["metrics"] == {"steps": 2, "label": "smoke", "cwd_is_chapters": True, "accuracy": 0.52}
+    assert (out / "01_demo.ipynb").exists()
+    table = capsys.readouterr().out
+    assert "01_demo" in table and "ok" in table and "accuracy=0.52" in table
+
+
+def test_defaults_without_quick_and_overrides_with_p(tmp_path):
+    book = tmp_path / "book"
+    book.mkdir()
+    write_chapter(book, "01_demo.ipynb", REPORT)
+    out = tmp_path / "out"
+    assert main(["chapters", "run", "--dir", str(book), "--out", str(out), "-p", "label=custom"]) == 0
+    metrics = json.loads((out / "summary.json").read_text())["chapters"][0]["metrics"]
+    assert metrics["steps"] == 10 and metrics["label"] == "custom"
+
+
+def test_a_failing_chapter_gives_exit_code_1_and_the_rest_still_runs(tmp_path, capsys):
+    book = tmp_path / "book"
+    book.mkdir()
+    write_chapter(book, "01_broken.ipynb", "raise ValueError('deliberately broken')")
+    write_chapter(book, "02_fine.ipynb", REPORT)
+    out = tmp_path / "out"
+    assert main(["chapters", "run", "--quick", "--dir", str(book), "--out", str(out)]) == 1
+    results = json.loads((out / "summary.json").read_text())["chapters"]
+    assert [r["status"] for r in results] == ["failed", "ok"]
+    assert "ValueError" in results[0]["error"] and "deliberately broken" in results[0]["error"]
+    assert "error: " in capsys.readouterr().out
+
+
+def test_missing_chapters_folder_is_a_one_line_error(tmp_path, capsys):
+    assert main(["chapters", "run", "--dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 2
+    assert "chapters folder" in capsys.readouterr().err
