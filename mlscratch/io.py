@@ -1,0 +1,47 @@
+"""Files written atomically: a temporary file in the target's folder, then `os.replace`.
+
+A crash or Ctrl-C mid-write never leaves a half-written checkpoint, cache entry, download or notebook
+behind: readers see the old file or the new one, nothing in between. Every writer in the package uses
+these helpers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+
+
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any], suffix: str = ".tmp") -> Path:
+    """Call write(binary_file) on a temporary file next to `path`, then move it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_save(obj: Any, path: str | Path) -> Path:
+    """torch.save(obj, path), atomically."""
+    return atomic_write(path, lambda handle: torch.save(obj, handle))
+
+
+def write_text(text: str, path: str | Path) -> Path:
+    """Write UTF-8 text, atomically."""
+    return atomic_write(path, lambda handle: handle.write(text.encode()))
+
+
+def write_json(data: Any, path: str | Path) -> Path:
+    """Write data as indented JSON, atomically."""
+    return write_text(json.dumps(data, indent=2) + "\n", path)
