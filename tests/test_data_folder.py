@@ -50,11 +50,13 @@ def test_folder_feeds_the_sampler_without_padding(tmp_path):
 
 def test_load_splits_on_a_folder(tmp_path):
     root = write_classes(tmp_path / "data", counts=(3,) * 10)
-    parts = load_splits(str(root), image_size=8, seed=0)
+    parts = load_splits(str(root), image_size=8)
     sizes = [parts[s].n_classes for s in ("train", "val", "test")]
     assert sizes == [6, 2, 2] and parts["train"].meta["protocol"] == "folder"
+    assert parts["train"].meta["split_seed"] == 0
     assert len(set().union(*(parts[s].names for s in parts))) == 10
-    assert parts["test"].names == load_splits(str(root), image_size=8, seed=0)["test"].names
+    assert parts["test"].names == load_splits(str(root), image_size=8)["test"].names
+    assert parts["test"].names != load_splits(str(root), image_size=8, split_seed=1)["test"].names
 
 
 def test_folder_with_its_own_splits(tmp_path):
@@ -66,7 +68,7 @@ def test_folder_with_its_own_splits(tmp_path):
 
 def test_tensors_by_class_split():
     classes = ClassImages.from_tensors([torch.rand(n, 1, 5, 5) for n in (4, 5, 6, 4, 4, 7, 4, 5, 4, 4)])
-    parts = split_classes(classes, seed=2)
+    parts = split_classes(classes, split_seed=2)
     assert [parts[s].n_classes for s in ("train", "val", "test")] == [6, 2, 2]
     assert sorted(sum((parts[s].names for s in parts), [])) == sorted(classes.names)
     assert TaskSampler(parts["train"], 3, 1, 3, 2).sample().query_x.shape == (2, 9, 1, 5, 5)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import urllib.error
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from PIL import Image
 
 from mlscratch.data import load_omniglot, load_splits
 from mlscratch.data import omniglot as og
+from mlscratch.data.splits import SyntheticFallbackWarning
 from mlscratch.errors import ConfigError, DataError
 
 
@@ -178,7 +181,7 @@ def test_badly_named_drawing(tmp_path):
 
 
 def test_root_without_omniglot(tmp_path):
-    with pytest.raises(DataError, match="no Omniglot in .*MLSCRATCH_DATA"):
+    with pytest.raises(DataError, match=f"no Omniglot in {tmp_path} \\(given by root.*MLSCRATCH_DATA"):
         load_omniglot(tmp_path)
 
 
@@ -192,6 +195,75 @@ def test_unknown_protocol_and_dataset():
         load_splits("synthetic", "vinyals")
     with pytest.raises(ConfigError, match="unknown dataset 'mnist'.*synthetic"):
         load_splits("mnist")
+
+
+# ---------------------------------------------------------------- where the data comes from
+
+
+def network_down(*args, **kwargs):
+    raise urllib.error.URLError("network is down (test)")
+
+
+@pytest.fixture
+def nothing_configured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No root, no MLSCRATCH_DATA, no ../shared copy, an empty cache, no network.
+
+    Returns the ../shared/data/omniglot folder beside the (pretend) repository, for tests to put a copy in.
+    """
+    monkeypatch.setattr(og, "REPO_ROOT", tmp_path / "elsewhere" / "repo")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLSCRATCH_DATA", raising=False)
+    monkeypatch.setenv("MLSCRATCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(og.urllib.request, "urlopen", network_down)
+    return tmp_path / "elsewhere" / "shared" / "data" / "omniglot"
+
+
+@pytest.mark.parametrize("dataset", ["omniglot", "auto"])
+def test_given_root_that_does_not_exist_is_named(nothing_configured, tmp_path, dataset):
+    write_omniglot(nothing_configured)  # another copy exists, but the user asked for a different place
+    missing = tmp_path / "no" / "such" / "dir"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SyntheticFallbackWarning)
+        with pytest.raises(DataError, match=f"{missing} \\(given by root= / --root\\) does not exist; point"):
+            load_splits(dataset, root=missing)
+
+
+@pytest.mark.parametrize("dataset", ["omniglot", "auto"])
+def test_mlscratch_data_that_does_not_exist_is_not_replaced(nothing_configured, tmp_path, monkeypatch, dataset):
+    write_omniglot(nothing_configured)
+    assert og.locate_omniglot()["images_background"].parent == nothing_configured  # found when nothing is given
+    missing = tmp_path / "no" / "such" / "dir"
+    monkeypatch.setenv("MLSCRATCH_DATA", str(missing))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SyntheticFallbackWarning)
+        with pytest.raises(DataError, match=f"{missing} \\(given by MLSCRATCH_DATA\\) does not exist.*unset it"):
+            load_splits(dataset)
+
+
+@pytest.mark.parametrize("given_by", ["root", "MLSCRATCH_DATA", "../shared copy"])
+def test_junk_zip_is_an_error_under_auto_not_synthetic(nothing_configured, tmp_path, monkeypatch, given_by):
+    folder = nothing_configured if given_by == "../shared copy" else tmp_path / "mine"
+    write_omniglot(folder)
+    (folder / "images_background.zip").write_bytes(b"this is not a zip file")
+    if given_by == "MLSCRATCH_DATA":
+        monkeypatch.setenv("MLSCRATCH_DATA", str(folder))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SyntheticFallbackWarning)
+        with pytest.raises(DataError, match="images_background.zip is not a readable zip.*download or copy it"):
+            load_splits("auto", root=folder if given_by == "root" else None)
+
+
+def test_auto_falls_back_once_when_nothing_is_configured(nothing_configured, capsys):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        parts = load_splits("auto")
+    assert parts["train"].meta["dataset"] == "synthetic"
+    assert [w.category for w in caught] == [SyntheticFallbackWarning]  # said once, as one warning
+    message = str(caught[0].message)
+    assert "could not download" in message and "network is down" in message and "NOT Omniglot results" in message
+    assert "SYNTHETIC" not in capsys.readouterr().err  # not printed a second time
+    with pytest.raises(og.OmniglotUnavailable, match="could not download"):  # asked for by name: no substitute
+        load_splits("omniglot")
 
 
 # ---------------------------------------------------------------- download
@@ -229,17 +301,13 @@ def test_download_with_wrong_md5_leaves_nothing(small_omniglot, tmp_path, monkey
 def test_download_failure_names_the_fix(tmp_path, monkeypatch):
     missing = {n: ((tmp_path / "nowhere.zip").as_uri(), "0" * 32) for n in og.SETS}
     monkeypatch.setattr(og, "OFFICIAL", missing)
-    with pytest.raises(DataError, match="could not download.*MLSCRATCH_DATA.*synthetic"):
+    with pytest.raises(og.OmniglotUnavailable, match="could not download.*MLSCRATCH_DATA.*synthetic"):
         og.download_omniglot(tmp_path / "dl")
     assert files_in(tmp_path / "dl") == []
 
 
-def test_not_found_without_download(tmp_path, monkeypatch):
-    monkeypatch.setattr(og, "REPO_ROOT", tmp_path / "elsewhere" / "repo")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("MLSCRATCH_DATA", raising=False)
-    monkeypatch.setenv("MLSCRATCH_CACHE", str(tmp_path / "cache"))
-    with pytest.raises(DataError, match="Omniglot not found.*MLSCRATCH_DATA"):
+def test_not_found_without_download(nothing_configured):
+    with pytest.raises(og.OmniglotUnavailable, match="Omniglot not found.*download=False.*MLSCRATCH_DATA"):
         og.locate_omniglot(download=False)
 
 
@@ -269,15 +337,23 @@ def test_real_second_load_comes_from_cache(omniglot, omniglot_root):
     assert again.meta["from_cache"] and torch.equal(again.images, omniglot.images)
 
 
+def fingerprint(names: list[str]) -> str:
+    return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
+
+
 def test_real_paper_split(omniglot):
-    splits = load_splits("omniglot", "paper", root=omniglot.source, seed=0)
+    splits = load_splits("omniglot", "paper", root=omniglot.source)
     assert [splits[s].n_classes for s in ("train", "val", "test")] == [1100, 100, 423]
     assert all(s.rotate and s.n_effective_classes == 4 * s.n_classes for s in splits.values())
     names = [set(splits[s].names) for s in ("train", "val", "test")]
     assert not (names[0] & names[1] or names[0] & names[2] or names[1] & names[2])
     assert len(names[0] | names[1] | names[2]) == 1623
-    assert splits["train"].names == load_splits("omniglot", "paper", root=omniglot.source, seed=0)["train"].names
-    assert splits["train"].names != load_splits("omniglot", "paper", root=omniglot.source, seed=1)["train"].names
+    assert splits["test"].meta["split_seed"] == 0
+    # split_seed=0 is the split of the first release (then `seed=0`), which trained models depend on
+    assert fingerprint(splits["train"].names) == "25292b6d268e4349"
+    assert fingerprint(splits["test"].names) == "5d415ccd077bc7a5"
+    other = load_splits("omniglot", "paper", root=omniglot.source, split_seed=1)
+    assert other["test"].names != splits["test"].names
 
 
 def test_real_lake_split(omniglot):
@@ -288,6 +364,9 @@ def test_real_lake_split(omniglot):
     assert not (alphabets["train"] & alphabets["val"] or alphabets["train"] & alphabets["test"])
     assert not any(s.rotate for s in splits.values())
     assert splits["val"].meta["held_out_alphabets"] == sorted(alphabets["val"])
+    assert fingerprint(splits["val"].names) == "0b4273f880c5bb0f"  # the first release's seed=0 split
+    other = load_splits("omniglot", "lake", root=omniglot.source, split_seed=1)
+    assert other["val"].meta["held_out_alphabets"] != splits["val"].meta["held_out_alphabets"]
 
 
 def test_drawing_png_helper_is_one_bit():

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+import random
+import warnings
+
+import numpy as np
 import pytest
 import torch
 
 from mlscratch.data import SyntheticGlyphs, load_splits, splits
+from mlscratch.data.omniglot import OmniglotUnavailable
 from mlscratch.errors import ConfigError, DataError
 from mlscratch.tasks import TaskSampler
 
@@ -69,14 +76,59 @@ def test_load_splits_synthetic_is_labelled():
     assert parts["test"].n_classes == 20 * 12
 
 
-def test_auto_falls_back_loudly(monkeypatch, capsys):
-    def missing(*args, **kwargs):
-        raise DataError("not here")
+def test_auto_falls_back_once_when_omniglot_is_nowhere(monkeypatch, capsys):
+    def nowhere(*args, **kwargs):
+        raise OmniglotUnavailable("Omniglot not found (test)")
 
-    monkeypatch.setattr(splits, "load_omniglot", missing)
-    with pytest.warns(UserWarning, match="SYNTHETIC"):
+    monkeypatch.setattr(splits, "load_omniglot", nowhere)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         parts = load_splits("auto")
-    assert "NOT Omniglot results" in capsys.readouterr().err
+    assert [w.category for w in caught] == [splits.SyntheticFallbackWarning]
+    assert "Omniglot not found (test)" in str(caught[0].message) and "NOT Omniglot results" in str(caught[0].message)
+    assert capsys.readouterr().err == ""  # one warning, not a print as well
     assert parts["train"].meta["dataset"] == "synthetic"
     with pytest.raises(DataError):  # asking for omniglot explicitly never substitutes
         load_splits("omniglot")
+
+
+def test_auto_does_not_hide_other_data_errors(monkeypatch):
+    def damaged(*args, **kwargs):
+        raise DataError("images_background.zip is not a readable zip")
+
+    monkeypatch.setattr(splits, "load_omniglot", damaged)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", splits.SyntheticFallbackWarning)
+        with pytest.raises(DataError, match="not a readable zip"):
+            load_splits("auto")
+
+
+# ---------------------------------------------------------------- the split has its own seed
+
+
+def test_run_seed_does_not_change_the_split():
+    """Whatever the run seeds (torch, numpy, random), the characters of each split are the same."""
+    assert "seed" not in inspect.signature(load_splits).parameters
+    names = []
+    for run_seed in (0, 1):
+        torch.manual_seed(run_seed), np.random.seed(run_seed), random.seed(run_seed)
+        names.append({split: part.names for split, part in load_splits("synthetic", "paper").items()})
+    assert names[0] == names[1]
+
+
+@pytest.mark.parametrize("protocol", ["paper", "lake"])
+def test_split_seed_changes_the_classes_and_is_recorded(protocol):
+    first, second = load_splits("synthetic", protocol), load_splits("synthetic", protocol, split_seed=1)
+    assert first["test"].meta["split_seed"] == 0 and second["test"].meta["split_seed"] == 1
+    changed = "test" if protocol == "paper" else "val"  # lake: the test set is always the evaluation alphabets
+    assert first[changed].names != second[changed].names
+    for parts in (first, second):
+        names = [set(parts[s].names) for s in ("train", "val", "test")]
+        assert not (names[0] & names[1] or names[0] & names[2] or names[1] & names[2])
+
+
+def test_split_seed_0_is_the_first_release_split():
+    """split_seed=0 reproduces the split the first release made with seed=0 (trained models depend on it)."""
+    parts = load_splits("synthetic", "paper")
+    fingerprints = {s: hashlib.sha256("\n".join(parts[s].names).encode()).hexdigest()[:16] for s in parts}
+    assert fingerprints == {"train": "e709177ab72b7b4c", "val": "5d1658aca5c492c4", "test": "5255ecabf6d5a0e7"}

@@ -19,9 +19,16 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="auto | omniglot | synthetic | PATH (Omniglot zips, or one subfolder per class)",
     )
     info.add_argument("--protocol", default="paper", choices=PROTOCOLS)
-    info.add_argument("--root", default=None, help="folder with images_background(.zip) and images_evaluation(.zip)")
+    info.add_argument(
+        "--root",
+        default=None,
+        help="folder with images_background(.zip) and images_evaluation(.zip) (default: $MLSCRATCH_DATA); "
+        "if given, it must hold them",
+    )
     info.add_argument("--image-size", type=int, default=28)
-    info.add_argument("--seed", type=int, default=0)
+    info.add_argument(
+        "--split-seed", type=int, default=0, help="which classes go to train/val/test (fixed, as in the papers)"
+    )
     info.add_argument("--json", action="store_true", help="print JSON instead of a table")
     info.set_defaults(func=run_info)
 
@@ -44,7 +51,7 @@ def describe(splits: dict[str, ClassImages]) -> dict:
         "dataset": first.meta.get("dataset"),
         "source": first.source,
         "protocol": first.meta.get("protocol"),
-        "seed": first.meta.get("seed"),
+        "split_seed": first.meta.get("split_seed"),
         "image_shape": list(first.image_shape),
         "splits": {name: split_counts(splits[name]) for name in SPLITS},
     }
@@ -57,7 +64,9 @@ def describe(splits: dict[str, ClassImages]) -> dict:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    splits = load_splits(args.dataset, args.protocol, root=args.root, image_size=args.image_size, seed=args.seed)
+    splits = load_splits(
+        args.dataset, args.protocol, root=args.root, image_size=args.image_size, split_seed=args.split_seed
+    )
     info = describe(splits)
     if args.json:
         print(json.dumps(info, indent=2))
@@ -66,7 +75,8 @@ def run_info(args: argparse.Namespace) -> int:
     print(f"source:   {info['source']}")
     for name, how in info.get("checked", {}).items():
         print(f"  {name}: {how}")
-    print(f"protocol: {info['protocol']} (seed {info['seed']}), images {'x'.join(map(str, info['image_shape']))}")
+    shape = "x".join(map(str, info["image_shape"]))
+    print(f"protocol: {info['protocol']} (split seed {info['split_seed']}), images {shape}")
     if "val_held_out_alphabets" in info:
         print(f"val holds out background alphabets: {', '.join(info['val_held_out_alphabets'])}")
     print(f"{'split':<6} {'alphabets':>9} {'characters':>10} {'images':>8} {'classes (with rotations)':>25}")

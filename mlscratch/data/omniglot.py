@@ -17,13 +17,13 @@ import io
 import os
 import re
 import sys
-import tempfile
 import urllib.request
 import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import torch
@@ -31,6 +31,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
 from ..errors import ConfigError, DataError
+from ..io import atomic_write
 from .cache import cached, default_cache_dir, key_digest, source_identity
 from .classes import ClassImages
 
@@ -109,16 +110,30 @@ class Omniglot:
 # ---------------------------------------------------------------- finding the files
 
 
-def candidate_roots(root: str | Path | None = None) -> list[Path]:
-    """Where we look, in order: `root`, $MLSCRATCH_DATA, ../shared/data/omniglot beside the repository
-    (or the current folder), and the download folder in the user cache."""
+class OmniglotUnavailable(DataError):
+    """Omniglot is nowhere: no location given, no copy found, and no download possible.
+
+    The only case in which dataset="auto" may fall back to synthetic glyphs; every other data problem
+    (a wrong location, a damaged zip) is an error the user has to see.
+    """
+
+
+def given_location(root: str | Path | None = None) -> tuple[Path, str] | None:
+    """(folder, how it was given) if the user named a location: `root`, else $MLSCRATCH_DATA; else None."""
     if root is not None:
-        return [Path(root).expanduser()]
-    found = []
+        return Path(root).expanduser(), "root= / --root"
     if os.environ.get("MLSCRATCH_DATA"):
-        found.append(Path(os.environ["MLSCRATCH_DATA"]).expanduser())
-    for base in (REPO_ROOT, Path.cwd()):
-        found.append(base.parent / "shared" / "data" / "omniglot")
+        return Path(os.environ["MLSCRATCH_DATA"]).expanduser(), "MLSCRATCH_DATA"
+    return None
+
+
+def candidate_roots(root: str | Path | None = None) -> list[Path]:
+    """Where we look: only the location the user gave (`root`, else $MLSCRATCH_DATA), if any; otherwise
+    ../shared/data/omniglot beside the repository (or the current folder), then the download folder."""
+    given = given_location(root)
+    if given is not None:
+        return [given[0]]
+    found = [base.parent / "shared" / "data" / "omniglot" for base in (REPO_ROOT, Path.cwd())]
     found.append(default_cache_dir() / "omniglot")
     return list(dict.fromkeys(found))
 
@@ -136,26 +151,47 @@ def find_sets(folder: Path) -> dict[str, Path] | None:
     return sets if len(sets) == len(SETS) else None
 
 
+def sets_at(folder: Path, how: str) -> dict[str, Path]:
+    """The two sets in a location the user gave; DataError naming the path if they are not there.
+
+    A location the user named is never silently replaced by another copy or by synthetic glyphs.
+    """
+    if not folder.exists():
+        unset = ", or unset it to use the usual places" if how == "MLSCRATCH_DATA" else ""
+        raise DataError(
+            f"{folder} (given by {how}) does not exist; point {how} at the folder holding "
+            f"images_background(.zip) and images_evaluation(.zip){unset}"
+        )
+    sets = find_sets(folder)
+    if sets is None:
+        raise DataError(
+            f"no Omniglot in {folder} (given by {how}): expected images_background(.zip) and "
+            f"images_evaluation(.zip) there; {HOW_TO_GET_IT}"
+        )
+    return sets
+
+
 def locate_omniglot(root: str | Path | None = None, download: bool = True) -> dict[str, Path]:
-    """Paths of images_background and images_evaluation (zip or folder); downloads them if nowhere."""
-    for folder in candidate_roots(root):
+    """Paths of images_background and images_evaluation (zip or folder).
+
+    A given location (`root`, else $MLSCRATCH_DATA) is the only place looked at. Without one: the usual
+    places, then a download into the user cache; OmniglotUnavailable if that is not possible.
+    """
+    given = given_location(root)
+    if given is not None:
+        return sets_at(*given)
+    for folder in candidate_roots():
         sets = find_sets(folder)
         if sets:
             return sets
-    if root is not None:
-        raise DataError(
-            f"no Omniglot in {root}: expected images_background(.zip) and images_evaluation(.zip) "
-            f"there; {HOW_TO_GET_IT}"
-        )
-    looked = ", ".join(str(p) for p in candidate_roots())
     if not download:
-        raise DataError(f"Omniglot not found (looked in {looked}); {HOW_TO_GET_IT}")
+        looked = ", ".join(str(p) for p in candidate_roots())
+        raise OmniglotUnavailable(f"Omniglot not found (looked in {looked}) and download=False; {HOW_TO_GET_IT}")
     return download_omniglot(default_cache_dir() / "omniglot")
 
 
 def download_omniglot(folder: Path) -> dict[str, Path]:
     """Fetch the official zips into `folder`, checking each md5; nothing partial is ever left behind."""
-    folder.mkdir(parents=True, exist_ok=True)
     for name, (url, md5) in OFFICIAL.items():
         target = folder / f"{name}.zip"
         if not target.exists():
@@ -164,29 +200,33 @@ def download_omniglot(folder: Path) -> dict[str, Path]:
     return {name: folder / f"{name}.zip" for name in SETS}
 
 
-def download_file(url: str, target: Path, md5: str) -> None:
-    """Download `url` to `target` (temp file + os.replace) and check its md5."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+def download_chunks(url: str) -> Iterator[bytes]:
+    """The bytes at `url`, 1 MiB at a time; OmniglotUnavailable if they cannot be fetched (no network, ...)."""
     try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            while chunk := response.read(1 << 20):
+                yield chunk
+    except OSError as error:  # URLError, timeouts, resets; errors writing the chunks are not caught here
+        raise OmniglotUnavailable(
+            f"could not download {url} ({error}); check your internet connection, or {HOW_TO_GET_IT}"
+        ) from error
+
+
+def download_file(url: str, target: Path, md5: str) -> None:
+    """Download `url` to `target`, atomically: the md5 is checked before the file is moved into place."""
+
+    def fetch_and_check(out: IO[bytes]) -> None:
         digest = hashlib.md5()
-        with os.fdopen(fd, "wb") as out:
-            try:
-                with urllib.request.urlopen(url, timeout=60) as response:
-                    while chunk := response.read(1 << 20):
-                        digest.update(chunk)
-                        out.write(chunk)
-            except OSError as error:  # URLError, timeouts, resets
-                raise DataError(
-                    f"could not download {url} ({error}); check your internet connection, or {HOW_TO_GET_IT}"
-                ) from error
-        if digest.hexdigest() != md5:
+        for chunk in download_chunks(url):
+            digest.update(chunk)
+            out.write(chunk)
+        if digest.hexdigest() != md5:  # raising here makes atomic_write delete the temporary file
             raise DataError(
                 f"download of {url} has md5 {digest.hexdigest()}, expected {md5}: it was corrupted "
                 f"or changed; try again, or {HOW_TO_GET_IT}"
             )
-        os.replace(tmp, target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+
+    atomic_write(target, fetch_and_check, suffix=".part")
 
 
 # ---------------------------------------------------------------- reading the drawings
@@ -345,8 +385,9 @@ def load_omniglot(
 ) -> Omniglot:
     """All 1,623 Omniglot characters, preprocessed and cached.
 
-    root:       folder with images_background(.zip) and images_evaluation(.zip); default: search
-                $MLSCRATCH_DATA, ../shared/data/omniglot, then the user cache (downloading there if needed)
+    root:       folder with images_background(.zip) and images_evaluation(.zip); default $MLSCRATCH_DATA.
+                A given location must hold Omniglot (DataError otherwise). With neither: search
+                ../shared/data/omniglot, then the user cache (downloading there if needed)
     image_size: side of the square images (28 as in MAML/ProtoNets; 105 keeps the originals)
     cache_dir:  where preprocessed tensors go (default $MLSCRATCH_CACHE or ~/.cache/mlscratch)
     verify:     insist on the official counts (30 + 20 alphabets, 964 + 659 characters, 20 drawings)
