@@ -138,13 +138,3 @@ class TaskSampler:
     def load_state_dict(self, state: dict) -> None:
         self.seed = state["seed"]
         self.generator.set_state(state["rng"])
-
-
-def rotate_classes(x: Tensor, quarter_turns: Tensor) -> Tensor:
-    """Rotate x[b, n] by quarter_turns[b, n] * 90 degrees.  x: [B, N, M, C, H, W] (H == W)."""
-    out = x.clone()
-    for turns in (1, 2, 3):
-        hit = quarter_turns == turns
-        if hit.any():
-            out[hit] = torch.rot90(x[hit], turns, dims=(-2, -1))
-    return out

@@ -198,8 +198,6 @@ def task_explorer(
 
 # --------------------------------------------------------------------------- chapters 2+: train and evaluate
 
-TASK_SETTINGS = ("n_way", "k_shot")
-
 
 def experiment_figure(experiment: object) -> object:
     """Training loss and accuracy, and test accuracy against inner steps, side by side."""

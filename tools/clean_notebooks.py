@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
+
+from mlscratch.io import write_text
 
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
@@ -105,17 +105,6 @@ def dumps(notebook: dict) -> str:
     return nbformat.writes(node) + "\n"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="+", type=Path)
@@ -128,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         if cleaned != original:
             dirty.append(path)
             if not args.check:
-                write_atomic(path, cleaned)
+                write_text(cleaned, path)  # atomically: an interrupted run never truncates a notebook
     verb = "not clean" if args.check else "cleaned"
     for path in dirty:
         print(f"{verb}: {path}")

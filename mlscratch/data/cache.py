@@ -4,8 +4,8 @@ Decoding 32,460 PNGs takes seconds; reading them back as one uint8 tensor takes
 milliseconds. An entry is stored under a readable name and carries a *key*: the
 identity of its sources (path, size, modification time) plus the settings that
 produced it. If the key stored in the file differs from the key asked for, the
-entry is stale and is rebuilt. Every write goes to a temporary file first and is
-moved into place with `os.replace`, so a crash never leaves a half-written entry.
+entry is stale and is rebuilt. Entries are written with `mlscratch.io.atomic_save`
+(a temporary file moved into place), so a crash never leaves a half-written entry.
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from ..io import atomic_save
 
 CACHE_VERSION = 1
 
@@ -51,19 +52,6 @@ def source_identity(paths: list[Path]) -> list[dict[str, Any]]:
 def key_digest(key: dict[str, Any]) -> str:
     """A short stable hash of a JSON-able key, for file names."""
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def atomic_save(obj: Any, path: Path) -> None:
-    """torch.save to `path` via a temporary file in the same folder + os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def cached(
