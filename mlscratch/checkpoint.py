@@ -3,7 +3,8 @@
 A checkpoint is one `torch.save`d dict:
     algo, hparams            -> `mlscratch.algorithms.build(algo, **hparams)` rebuilds the learner
     model                    -> its state_dict
-    optimizer, samplers, rng -> the trainer's state (Adam, task-sampler generators, torch RNG)
+    optimizer, schedule      -> the outer optimizer's and learning-rate schedule's states
+    samplers, rng            -> the task-sampler generators and torch RNG
     iteration, history       -> where training stopped and what it saw
     metadata                 -> free-form settings (dataset, ways, shots, ...) the CLI records
 Files are written atomically: a temporary file in the same folder, then `os.replace`.
@@ -11,43 +12,16 @@ Files are written atomically: a temporary file in the same folder, then `os.repl
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .algorithms import build
 from .errors import ConfigError, DataError
+from .io import atomic_save, write_json  # noqa: F401  (write_json: re-exported for the commands)
 
 FORMAT_VERSION = 1
-
-
-def _atomic_write(path: str | Path, write: Any) -> Path:
-    """Call write(file_object) on a temporary file next to path, then move it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def atomic_save(obj: Any, path: str | Path) -> Path:
-    """torch.save(obj, path), atomically."""
-    return _atomic_write(path, lambda handle: torch.save(obj, handle))
-
-
-def write_json(data: dict, path: str | Path) -> Path:
-    """Write data as indented JSON, atomically."""
-    text = json.dumps(data, indent=2, sort_keys=False) + "\n"
-    return _atomic_write(path, lambda handle: handle.write(text.encode()))
 
 
 def save_checkpoint(
@@ -55,6 +29,7 @@ def save_checkpoint(
     learner: torch.nn.Module,
     *,
     optimizer: torch.optim.Optimizer | None = None,
+    schedule: torch.optim.lr_scheduler.LRScheduler | None = None,
     samplers: dict[str, Any] | None = None,
     rng: dict | None = None,
     iteration: int = 0,
@@ -68,6 +43,7 @@ def save_checkpoint(
         "hparams": dict(learner.hparams),
         "model": learner.state_dict(),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "schedule": schedule.state_dict() if schedule is not None else None,
         "samplers": {name: s.state_dict() for name, s in (samplers or {}).items()},
         "rng": rng,
         "iteration": iteration,
@@ -99,15 +75,14 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return state
 
 
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu", **overrides: Any) -> torch.nn.Module:
     """The trained learner, in eval mode on `device`, ready for `predict`.
 
+    overrides: settings that replace the recorded ones (e.g. backbone=MyNet() for a custom backbone).
     Its `checkpoint_info` attribute holds the checkpoint's iteration, history and metadata.
     """
-    from .algorithms import build
-
     state = read_checkpoint(path)
-    learner = build(state["algo"], **state["hparams"])
+    learner = build(state["algo"], **{**state["hparams"], **overrides})
     learner.load_state_dict(state["model"])
     learner.checkpoint_info = {key: state[key] for key in ("iteration", "history", "metadata")}
     return learner.to(device).eval()

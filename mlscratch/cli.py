@@ -2,7 +2,8 @@
 
 Each module in `mlscratch.commands` adds its sub-commands with `register(subparsers)`
 and sets `func`, which returns an exit code. Errors we can explain
-(`MlscratchError`) become one line on stderr and exit code 2, never a traceback.
+become one line on stderr, never a traceback: exit code 2 for settings
+(`ConfigError`: a flag or value to change), 1 for data (`DataError`: a file to fix).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .errors import MlscratchError
+from .errors import DataError, MlscratchError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except MlscratchError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return 1 if isinstance(error, DataError) else 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

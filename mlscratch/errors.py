@@ -23,3 +23,7 @@ def require(condition: bool, message: str) -> None:
     """Raise ConfigError(message) unless condition holds."""
     if not condition:
         raise ConfigError(message)
+
+
+class TrainingDiverged(MlscratchError, FloatingPointError):
+    """The meta-loss became NaN or infinite (lower the learning rates or clip the gradients)."""

@@ -77,12 +77,19 @@ def evaluate(
 
     Deterministic: tasks come from the sampler reseeded with `seed` (default: the sampler's own seed),
     and torch's RNG is forked and seeded, so the caller's random streams are left untouched.
-    per_step: also score before adaptation and after each of `steps` inner steps (gradient-based learners).
+    per_step: also score before adaptation and after each of `steps` inner steps (gradient-based learners;
+    default: their test_inner_steps). The headline accuracy is always the learner's own prediction (after its
+    test_inner_steps), whatever `steps` the curve shows.
     Runs on the learner's device, in eval mode; seconds_per_task covers everything done per task.
     """
     if not isinstance(n_tasks, int) or n_tasks < 1:
         raise ConfigError(f"n_tasks must be a positive integer, got {n_tasks!r}")
     seed = sampler.seed if seed is None else seed
+    curve = getattr(learner, "adaptation_logits", None) if per_step else None
+    if curve is not None:  # one pass gives the curve and the headline (after test_inner_steps)
+        headline = learner.test_inner_steps
+        shown = headline if steps is None else steps
+        longest = max(shown, headline)
     parameter = next(learner.parameters(), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
     was_training, sampler_state = learner.training, sampler.state_dict()
@@ -96,11 +103,10 @@ def evaluate(
             with tqdm(total=n_tasks, desc="evaluate", unit="task", disable=not progress) as bar:
                 while len(task_accuracies) < n_tasks:
                     batch = sampler.sample(min(sampler.batch_size, n_tasks - len(task_accuracies))).to(device)
-                    scores = learner.adaptation_logits(*batch[:3], steps=steps) if per_step else None
-                    if scores is not None:  # [B, S+1, N*Q, N]
-                        per_step_acc = _accuracy(scores, batch.query_y[:, None])
-                        step_accuracies.extend(per_step_acc.cpu())
-                        task_accuracies.extend(per_step_acc[:, -1].cpu().tolist())
+                    if curve is not None:  # [B, S+1, N*Q, N]
+                        per_step_acc = _accuracy(curve(*batch[:3], steps=longest), batch.query_y[:, None])
+                        step_accuracies.extend(per_step_acc[:, : shown + 1].cpu())
+                        task_accuracies.extend(per_step_acc[:, headline].cpu().tolist())
                     else:
                         with torch.no_grad():
                             logits = learner.predict(*batch[:3])

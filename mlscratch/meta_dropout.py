@@ -20,7 +20,7 @@ Conv4-shaped backbone (`blocks[i].conv`, `blocks[i].perturb`, `head`) by `instal
   step; in evaluation the support loss is averaged over `eval_samples` draws, 30 in the paper);
   queries use the deterministic value z = mu_phi(h) and the noise-free logits.
 
-Every task runs inside `task(model)` (an alias of `mlscratch.functional.task_scope`), which clears
+Every task runs inside `task(model)` (an alias of `mlscratch.inner_loop.task_scope`), which clears
 the consistent masks on entry and exit; learners compute their inner-loop loss with
 `support_loss(model, loss_fn)`, which switches the support-set noise on. Both work the same inside
 `torch.func.vmap(..., randomness="different")` (one mask per task) and in a Python loop over tasks.
@@ -38,7 +38,7 @@ from torch import Tensor, nn
 from torch.func import vmap
 
 from .errors import ConfigError
-from .functional import task_scope
+from .inner_loop import task_scope
 
 MODES = ("none", "consistent", "learned")
 DEFAULT_RATES = (0.05, 0.10, 0.15, 0.05)  # the seed project's tuned per-block drop rates
@@ -95,7 +95,7 @@ class ConsistentDropout(nn.Module):
 
 def _outer_loop_only(module: nn.Module, std: float = 0.02) -> nn.Module:
     """Small-normal weights and zero bias (the official code's init: the noise starts near mu = 0);
-    flagged so `functional.split_parameters` keeps it out of inner-loop adaptation."""
+    flagged so `inner_loop.split_parameters` keeps it out of inner-loop adaptation."""
     nn.init.normal_(module.weight, std=std)
     nn.init.zeros_(module.bias)
     module.outer_loop_only = True
@@ -184,6 +184,13 @@ def install(
     """
     if mode not in MODES:
         raise ConfigError(f"unknown meta_dropout mode {mode!r}; use one of {', '.join(MODES)}")
+    if mode == "none":
+        return backbone
+    if not (hasattr(backbone, "blocks") and hasattr(backbone, "head")):
+        raise ConfigError(
+            f"meta_dropout={mode!r} needs a Conv4-shaped backbone (.blocks with .conv and .perturb, and .head); "
+            f"got {type(backbone).__name__}: use the default Conv4 backbone or meta_dropout='none'"
+        )
     blocks = list(backbone.blocks)
     rates = tuple(float(r) for r in (DEFAULT_RATES if rates is None else rates))
     if len(rates) != len(blocks):

@@ -5,7 +5,7 @@
   they are synthetic glyphs rather than Omniglot.
 - `setup(seed, device)`: seeds and the device to use; `torch_threads(n)` for bit-reproducible checks.
 - `Stopwatch`, `peak_memory()`: honest timing and memory measurements for comparisons.
-- `train_and_evaluate(...)`: build, meta-train and test one algorithm (chapters, panels, comparisons).
+- `train_and_evaluate(...)`: build, meta-train and test one algorithm: `mlscratch.experiment.run` in chapter terms.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import torch
 
 from .device import resolve_device
 from .errors import ConfigError
+from .experiment import Experiment, Settings, run
 
 METRICS_MIMETYPE = "application/vnd.mlscratch.metrics+json"
 
@@ -107,7 +108,7 @@ def _say_where_from(data: object, dataset: str) -> None:
 
 
 def load_data(
-    dataset: str = "auto", protocol: str = "paper", root: str | None = None, image_size: int = 28, seed: int = 0
+    dataset: str = "auto", protocol: str = "paper", root: str | None = None, image_size: int = 28, split_seed: int = 0
 ) -> dict:
     """Train/val/test `ClassImages` for a chapter (see `mlscratch.data.load_splits`).
 
@@ -117,16 +118,16 @@ def load_data(
     """
     from .data import load_splits
 
-    splits = load_splits(dataset=dataset, protocol=protocol, root=root, image_size=image_size, seed=seed)
+    splits = load_splits(dataset, protocol, root=root, image_size=image_size, split_seed=split_seed)
     _say_where_from(splits, dataset)
     return splits
 
 
-def load_characters(dataset: str = "auto", root: str | None = None, image_size: int = 28, seed: int = 0):
+def load_characters(dataset: str = "auto", root: str | None = None, image_size: int = 28):
     """All characters with their alphabets and drawers (`Omniglot` or `SyntheticGlyphs`), for a tour of the data."""
     from .data.splits import load_characters as load
 
-    characters = load(dataset, root, image_size, seed)
+    characters = load(dataset, root, image_size)
     if characters is None:
         raise ConfigError(f"{dataset!r} is a folder of class folders: it has no alphabets or drawers to tour")
     _say_where_from(characters, dataset)
@@ -257,23 +258,6 @@ def peak_memory(work: Callable[[], object], device: torch.device | str = "cpu") 
     return peak
 
 
-@dataclass
-class Experiment:
-    """What `train_and_evaluate` returns: the trained learner, its training history and test result."""
-
-    learner: object
-    history: object  # mlscratch.training.History
-    result: object  # mlscratch.evaluation.EvaluationResult
-    settings: dict
-
-    def summary(self) -> str:
-        return (
-            f"{self.settings['algo']} {self.settings['n_way']}-way {self.settings['k_shot']}-shot, "
-            f"{self.settings['iterations']} iterations in {self.history.training_seconds:.0f} s: "
-            f"test {self.result}"
-        )
-
-
 def train_and_evaluate(
     splits: dict,
     algo: str = "maml",
@@ -291,38 +275,24 @@ def train_and_evaluate(
     progress: bool = True,
     **hparams: object,
 ) -> Experiment:
-    """Build `algo` with `hparams`, meta-train it on splits["train"] and evaluate on splits["test"].
+    """Build `algo` with `hparams`, meta-train it on splits["train"] and test it on splits["test"].
 
-    The same seed gives the same initial weights, the same training tasks and the same
-    test tasks, so two calls that differ in one setting compare that setting alone.
-    train_queries: query images per class in training tasks (MAML's code uses k_shot);
-    k_query: per class at test time.
+    The chapters' name for `mlscratch.experiment.run`: the same settings and seed give the same numbers as
+    `python -m mlscratch train`. train_queries: query images per class in training tasks (MAML's code uses
+    k_shot); k_query: per class at test time.
     """
-    from .algorithms import build
-    from .evaluation import evaluate
-    from .tasks import TaskSampler
-    from .training import fit
-
-    device = setup(seed, device)
-    image_shape = splits["train"].image_shape
-    learner = build(algo, n_way=n_way, in_channels=image_shape[0], image_size=image_shape[-1], **hparams)
-    train_tasks = TaskSampler(splits["train"], n_way, k_shot, train_queries, meta_batch, seed=seed, device=device)
-    history = fit(learner, train_tasks, iterations, outer_lr=outer_lr, device=device, seed=seed, progress=progress)
-    test_tasks = TaskSampler(
-        splits["test"], n_way, k_shot, k_query, min(meta_batch, eval_tasks), seed=seed + 1, device=device
-    )
-    result = evaluate(learner, test_tasks, eval_tasks, progress=progress)
-    settings = dict(
+    settings = Settings(
         algo=algo,
-        n_way=n_way,
-        k_shot=k_shot,
-        k_query=k_query,
-        train_queries=train_queries,
+        hparams=dict(hparams),
+        ways=n_way,
+        shots=k_shot,
+        queries=train_queries,
+        eval_queries=k_query,
         meta_batch=meta_batch,
         iterations=iterations,
         outer_lr=outer_lr,
         eval_tasks=eval_tasks,
         seed=seed,
-        **hparams,
     )
-    return Experiment(learner, history, result, settings)
+    setup(seed, device)
+    return run(settings, splits, device=device, validate=False, progress=progress)

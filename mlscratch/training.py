@@ -1,9 +1,10 @@
-"""One trainer for every algorithm: Adam on `learner.meta_loss` over sampled task batches.
+"""One trainer for every algorithm: the learner's outer step over sampled task batches.
 
+    optimizer, schedule = learner.configure_optimizer(outer_lr, iterations)   # default: Adam, no schedule
     for iteration in 1..N:
         batch = train_sampler.sample()
-        loss, metrics = learner.meta_loss(batch)     # algorithm-specific, e.g. MAML's inner loops
-        loss.backward(); adam.step()
+        metrics = learner.outer_step(batch, optimizer)   # default: Adam on learner.meta_loss(batch)
+        schedule.step()
 
 Around that loop: a progress bar, a history for plots, periodic validation,
 atomic checkpoints that resume exactly (model, Adam, sampler and torch RNG
@@ -12,7 +13,6 @@ states), gradient clipping, and a clear error when the loss stops being finite.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,13 +23,11 @@ from tqdm.auto import tqdm
 from .algorithms.base import MetaLearner
 from .checkpoint import read_checkpoint, save_checkpoint
 from .device import resolve_device
-from .errors import ConfigError, MlscratchError
+from .errors import ConfigError, TrainingDiverged
 from .evaluation import evaluate
 from .tasks import TaskSampler
 
-
-class TrainingDiverged(MlscratchError, FloatingPointError):
-    """The meta-loss became NaN or infinite."""
+__all__ = ["History", "TrainingDiverged", "fit"]
 
 
 @dataclass
@@ -111,7 +109,7 @@ def fit(
             raise ConfigError(f"{name} must be >= 1, got {value}")
     device = resolve_device(device)
     learner.to(device)
-    optimizer = torch.optim.Adam(learner.parameters(), lr=outer_lr)
+    optimizer, schedule = learner.configure_optimizer(outer_lr, iterations)
     torch.manual_seed(seed)
     history, start = History(), 0
     if checkpoint is not None and resume and Path(checkpoint).exists():
@@ -123,6 +121,8 @@ def fit(
             )
         learner.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if schedule is not None and state.get("schedule") is not None:
+            schedule.load_state_dict(state["schedule"])
         train_sampler.load_state_dict(state["samplers"]["train"])
         _set_rng_state(state["rng"])
         history, start = History.from_dict(state["history"]), state["iteration"]
@@ -132,6 +132,7 @@ def fit(
             checkpoint,
             learner,
             optimizer=optimizer,
+            schedule=schedule,
             samplers={"train": train_sampler},
             rng=_rng_state(),
             iteration=iteration,
@@ -146,17 +147,12 @@ def fit(
         for iteration in range(start + 1, iterations + 1):
             tic = time.perf_counter()
             batch = train_sampler.sample().to(device)
-            loss, metrics = learner.meta_loss(batch)
-            if not math.isfinite(loss.item()):
-                raise TrainingDiverged(
-                    f"meta-loss became {loss.item()} at iteration {iteration}; "
-                    "lower the learning rates (outer_lr / inner_lr) or set clip_grad"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if clip_grad is not None:
-                torch.nn.utils.clip_grad_norm_(learner.parameters(), clip_grad)
-            optimizer.step()
+            try:
+                metrics = learner.outer_step(batch, optimizer, clip_grad)
+            except TrainingDiverged as error:
+                raise TrainingDiverged(f"iteration {iteration}: {error}") from error
+            if schedule is not None:
+                schedule.step()
             elapsed += time.perf_counter() - tic
             history.record(iteration, metrics, elapsed)
 

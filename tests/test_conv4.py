@@ -44,12 +44,14 @@ def test_support_bn_normalises_everything_with_the_first_rows():
     model = Conv4(width=4, image_size=16, bn="support").double()
     support = torch.rand(5, 1, 16, 16, dtype=torch.float64)
     queries = torch.rand(8, 1, 16, 16, dtype=torch.float64)
-    both = model(torch.cat([support, queries]), stats_rows=5)
-    # the support rows see exactly their own batch statistics ...
-    torch.testing.assert_close(both[:5], model(support))
-    # ... and each query's output does not depend on the other queries
-    one = model(torch.cat([support, queries[:1]]), stats_rows=5)[5:]
-    torch.testing.assert_close(one, both[5:6])
+    both = model(queries, support)
+    assert both.shape == (8, 5)
+    # each query's output does not depend on the other queries ...
+    torch.testing.assert_close(model(queries[:1], support), both[:1])
+    # ... and it is normalised with the support set's statistics, not its own batch's
+    assert not torch.allclose(model(queries), both)
+    embedding = Conv4(None, width=4, image_size=16, bn="support").double()
+    assert embedding(queries, support).shape == (8, 4)
 
 
 def test_functional_call_and_vmap_match_the_module():

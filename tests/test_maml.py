@@ -11,7 +11,7 @@ from torch.func import functional_call
 
 from mlscratch.algorithms import ALGORITHMS, FOMAML, MAML, build
 from mlscratch.errors import ConfigError
-from mlscratch.functional import split_parameters, task_scope
+from mlscratch.inner_loop import split_parameters, task_scope
 from mlscratch.tasks import TaskBatch
 
 torch.set_num_threads(1)  # tiny tensors: extra threads only add overhead (and stall on a busy machine)
@@ -131,10 +131,9 @@ def test_vmap_and_loop_paths_agree(algo, bn):
 
 
 def test_execution_is_chosen_by_device():
-    learner = tiny("auto")
-    assert not learner.uses_vmap()  # cpu -> per-task loop
-    assert tiny("vmap").uses_vmap()
-    with pytest.raises(ConfigError):
+    assert tiny("auto").resolved_execution() == "loop"  # cpu -> per-task loop
+    assert tiny("vmap").resolved_execution() == "vmap"
+    with pytest.raises(ConfigError, match="execution"):
         tiny("threads")
 
 
@@ -212,10 +211,43 @@ def test_task_scope_resets_per_task_state_even_after_errors():
 def test_registry_and_hparams_rebuild():
     assert {"maml", "fomaml"} <= set(ALGORITHMS)
     with pytest.raises(ConfigError, match="choose one of"):
-        build("reptile")
+        build("no-such-algorithm")
     with pytest.raises(ConfigError):
         build("maml", inner_lr=-1)
     learner = build("fomaml", n_way=N, width=3, image_size=SIZE, inner_steps=2)
     assert isinstance(learner, FOMAML) and learner.first_order
     clone = build(learner.name, **learner.hparams)
     assert clone.hparams == learner.hparams and clone.inner_steps == 2
+
+
+def test_any_backbone_and_a_clear_error_when_head_and_ways_disagree():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(SIZE * SIZE, 8), nn.ReLU(), nn.Linear(8, N)).double()
+    learner = build("maml", backbone=net, inner_lr=0.3)
+    assert learner.n_way == N and learner.hparams["backbone"] == "custom"
+    tasks = batch()
+    loss, _ = learner.meta_loss(tasks)
+    loss.backward()
+    assert net[1].weight.grad.abs().sum() > 0
+    wide = build("maml", backbone=nn.Sequential(nn.Flatten(), nn.Linear(SIZE * SIZE, N + 2)).double())
+    with pytest.raises(ConfigError, match=f"{N + 2}-way output layer but the tasks are {N}-way"):
+        wide.meta_loss(tasks)
+    with pytest.raises(ConfigError, match="custom backbone"):
+        build("maml", **learner.hparams)
+    clone = build("maml", **{**learner.hparams, "backbone": net})
+    torch.testing.assert_close(clone.predict(*tasks[:3]), learner.predict(*tasks[:3]))
+
+
+def test_fomaml_pins_first_order_and_refuses_learned_noise():
+    with pytest.raises(ConfigError, match="does not take first_order"):
+        build("fomaml", first_order=False)
+    with pytest.raises(ConfigError, match="second-order"):
+        build("fomaml", meta_dropout="learned")
+    with pytest.raises(ConfigError, match="second-order"):
+        build("maml", first_order=True, meta_dropout="learned")
+    assert "first_order" not in build("fomaml").hparams and "first_order" not in FOMAML.hyperparameters()
+
+
+def test_unknown_setting_is_named():
+    with pytest.raises(ConfigError, match="maml does not take colour"):
+        build("maml", colour="red")

@@ -8,7 +8,7 @@ import torch
 from mlscratch import meta_dropout
 from mlscratch.algorithms import MAML, build
 from mlscratch.errors import ConfigError
-from mlscratch.functional import split_parameters
+from mlscratch.inner_loop import split_parameters
 from mlscratch.meta_dropout import ConsistentDropout, NoisyConv2d, NoisyLinear
 from mlscratch.tasks import TaskBatch
 
@@ -106,7 +106,10 @@ def test_consistent_dropout_is_off_in_eval_mode_and_evaluation_is_deterministic(
     assert torch.equal(first, model.predict(*batch[:3]))
     torch.testing.assert_close(first, plain.predict(*batch[:3]))
     model.train()
-    assert not torch.allclose(first, model.predict(*batch[:3]))  # training mode: masks on
+    torch.testing.assert_close(first, model.predict(*batch[:3]))  # predict is always meta-test: no masks
+    with torch.no_grad():
+        training_scores = model.run_tasks(*batch[:3])
+    assert not torch.allclose(first, training_scores)  # training mode: masks on
 
 
 def test_task_scope_restores_state_after_an_exception() -> None:
@@ -132,9 +135,7 @@ def test_learned_noise_generator_is_outer_loop_only_and_gets_gradient_only_from_
     assert not any("noise" in name for name in adapted) and all(f"backbone.{n}" in noise for n in fixed)
     batch = random_batch(2)
     with meta_dropout.task(model.backbone):  # the inner loop alone: noise weights untouched, no gradient
-        model.adapt_and_score(
-            adapted, fixed, batch.support_x[0], batch.support_y[0], batch.query_x[0], steps=2, first_order=False
-        )
+        model.adapt(batch.support_x[0], batch.support_y[0], steps=2)
     assert all(p.grad is None for p in noise.values())
     loss, _ = model.meta_loss(batch)
     loss.backward()
@@ -216,11 +217,11 @@ def test_each_task_of_a_batch_gets_its_own_noise(mode: str, execution: str) -> N
     one = random_batch(1)
     same_task_4_times = TaskBatch(*(t.expand(4, *t.shape[1:]) for t in one))
     model = tiny_maml(mode, execution)
-    logits = model.run_tasks(*same_task_4_times[:3], steps=1, first_order=True)[:, -1]
+    logits = model.run_tasks(*same_task_4_times[:3])
     assert all(not torch.allclose(logits[0], logits[i]) for i in (1, 2, 3))
     model.eval()
     model.backbone.meta_dropout = meta_dropout.Settings(mode, eval_samples=0)
-    logits = model.run_tasks(*same_task_4_times[:3], steps=1, first_order=True)[:, -1]
+    logits = model.run_tasks(*same_task_4_times[:3])
     assert all(torch.allclose(logits[0], logits[i], atol=1e-5) for i in (1, 2, 3))
 
 
@@ -233,8 +234,8 @@ def test_hparams_rebuild_the_same_model() -> None:
     rebuilt.load_state_dict(model.state_dict())
     assert [b.perturb.rate for b in rebuilt.backbone.blocks] == [0.1, 0.2, 0.3, 0.0]
     learned = tiny_maml("learned")
-    fomaml = build("fomaml", **{k: v for k, v in learned.hparams.items() if k != "first_order"})
-    fomaml.load_state_dict(learned.state_dict())  # same parameter names, noise generator included
+    clone = build("maml", **learned.hparams)
+    clone.load_state_dict(learned.state_dict())  # same parameter names, noise generator included
 
 
 @pytest.mark.parametrize(

@@ -90,7 +90,7 @@ def test_metanet_parts_have_the_documented_shapes():
     assert keys.shape == (N_WAY * K_SHOT, 8) and query_keys.shape == (N_WAY * N_QUERY, 8)
     read = model.read_memory(query_keys, keys, memory)
     assert all(read[name].shape == (N_WAY * N_QUERY, *params[name].shape) for name in read)
-    assert model.predict_tasks(*batch[:3]).shape == (2, N_WAY * N_QUERY, N_WAY)
+    assert model.predict(*batch[:3]).shape == (2, N_WAY * N_QUERY, N_WAY)
     assert model.predict(sx, sy, qx).shape == (N_WAY * N_QUERY, N_WAY)
 
 
@@ -164,7 +164,7 @@ def test_same_seed_same_model_and_predictions(make):
     batch = tasks()
     first, second = make(seed=3), make(seed=3)
     with torch.no_grad():
-        torch.testing.assert_close(first.predict_tasks(*batch[:3]), second.predict_tasks(*batch[:3]), rtol=0, atol=0)
+        torch.testing.assert_close(first.predict(*batch[:3]), second.predict(*batch[:3]), rtol=0, atol=0)
     loss_a, _ = first.meta_loss(batch)
     loss_b, _ = second.meta_loss(batch)
     assert loss_a.item() == loss_b.item()
@@ -212,16 +212,15 @@ def test_consistent_meta_dropout_one_mask_per_task_shared_by_its_queries():
     twice = TaskBatch(*(torch.cat([t, t]) for t in batch))  # the same task twice in one batch
     sx, sy, qx = batch.support_x[0], batch.support_y[0], batch.query_x[0]
     with torch.no_grad():
-        logits = model.predict_tasks(*twice[:3])
+        logits = model.run_tasks(*twice[:3])  # training mode: masks on
         assert not torch.allclose(logits[0], logits[1]), "each task draws its own masks"
         torch.manual_seed(5)
-        together = model.predict(sx, sy, qx)
+        together = model.run_tasks(sx[None], sy[None], qx[None])[0]
         torch.manual_seed(5)
-        alone = model.predict(sx, sy, qx[:2])  # same masks: drawn on first use, shaped like one example
+        alone = model.run_tasks(sx[None], sy[None], qx[None, :2])[0]  # same masks: drawn once, shaped like one example
         torch.testing.assert_close(alone, together[:2], atol=1e-5, rtol=1e-5)
-        model.eval()
-        logits = model.predict_tasks(*twice[:3])
-        torch.testing.assert_close(logits[0], logits[1])  # off in evaluation
+        logits = model.predict(*twice[:3])
+        torch.testing.assert_close(logits[0], logits[1])  # off in evaluation (predict)
 
 
 def test_mask_query_false_leaves_the_queries_unmasked():
@@ -256,7 +255,7 @@ def test_checkpoint_round_trip(make, tmp_path):
     loaded = checkpoint.load_checkpoint(path)
     assert type(loaded) is type(model)
     with torch.no_grad():
-        torch.testing.assert_close(loaded.predict_tasks(*batch[:3]), model.predict_tasks(*batch[:3]))
+        torch.testing.assert_close(loaded.predict(*batch[:3]), model.predict(*batch[:3]))
 
 
 @pytest.mark.parametrize(
@@ -313,7 +312,7 @@ def test_cli_trains_and_evaluates_through_the_one_trainer(algo, tmp_path):
     report = json.loads((tmp_path / "train.json").read_text())
     assert report["algo"] == algo and report["before_adaptation_accuracy"] is None  # no inner steps
     learner = load_checkpoint(tmp_path / "m.pt")
-    assert learner.name == algo and learner.hparams["width"] == 4 and learner.n_way == 3
+    assert learner.name == algo and learner.hparams["width"] == 4 and learner.hparams["n_way"] == 3
     if algo == "metanet-embedding":
         assert learner.hparams["bn"] == "support"  # the CLI keeps the algorithm's own BatchNorm mode
     assert (

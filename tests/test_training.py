@@ -100,14 +100,15 @@ class Prototypes(MetaLearner):
     name = "prototypes-test"
 
     def __init__(self, nan_at: int | None = None):
-        super().__init__(nan_at=nan_at)
+        super().__init__()
+        self.save_hyperparameters()
         self.embed = nn.Sequential(nn.Flatten(), nn.Linear(256, 8))
-        self.nan_at, self.calls = nan_at, 0
+        self.calls = 0
 
-    def predict_tasks(self, support_x, support_y, query_x):
-        b, n = support_y.shape[0], int(support_y.max()) + 1
-        s, q = self.embed(support_x.flatten(0, 1)).view(b, -1, 8), self.embed(query_x.flatten(0, 1)).view(b, -1, 8)
-        prototypes = torch.zeros(b, n, 8).index_add(1, support_y[0], s) / (support_y[0] == 0).sum()
+    def score_task(self, support_x, support_y, query_x):
+        n = int(support_y.max()) + 1
+        s, q = self.embed(support_x), self.embed(query_x)
+        prototypes = torch.zeros(n, 8).index_add(0, support_y, s) / (support_y == 0).sum()
         return -(torch.cdist(q, prototypes) ** 2)
 
     def meta_loss(self, batch):

@@ -6,27 +6,44 @@ from typing import Any
 
 from ..errors import ConfigError
 from .base import MetaLearner, query_loss
-from .maml import FOMAML, MAML
+from .fomaml import FOMAML
+from .maml import MAML
 from .metanet import MetaNetwork
 from .metanet_embedding import MetaNetEmbedding
 
 ALGORITHMS: dict[str, type[MetaLearner]] = {
-    "maml": MAML,
-    "fomaml": FOMAML,
-    "metanet": MetaNetwork,
-    "metanet-embedding": MetaNetEmbedding,
+    learner.name: learner for learner in (MAML, FOMAML, MetaNetwork, MetaNetEmbedding)
 }
 
 
-def build(name: str, **hparams: Any) -> MetaLearner:
-    """A new learner: `build("maml", n_way=5, inner_lr=0.4)`."""
+def learner_class(name: str) -> type[MetaLearner]:
+    """The class registered under `name`, or a ConfigError listing the choices."""
     if name not in ALGORITHMS:
         raise ConfigError(f"unknown algorithm {name!r}; choose one of: {', '.join(sorted(ALGORITHMS))}")
+    return ALGORITHMS[name]
+
+
+def build(name: str, **hparams: Any) -> MetaLearner:
+    """A new learner: `build("maml", n_way=5, inner_lr=0.4)`. Unknown settings are a ConfigError naming them."""
+    cls = learner_class(name)
+    accepted = cls.hyperparameters()
+    unknown = sorted(set(hparams) - set(accepted))
+    if unknown:
+        raise ConfigError(f"{name} does not take {', '.join(unknown)}; it takes: {', '.join(accepted)}")
     try:
-        return ALGORITHMS[name](**hparams)
+        return cls(**hparams)
     except TypeError as error:
-        hint = f"see help(mlscratch.algorithms.{ALGORITHMS[name].__name__})"
-        raise ConfigError(f"bad settings for {name}: {error}; {hint}") from error
+        raise ConfigError(f"bad settings for {name}: {error}; see help(mlscratch.algorithms.{cls.__name__})") from error
 
 
-__all__ = ["ALGORITHMS", "FOMAML", "MAML", "MetaLearner", "MetaNetEmbedding", "MetaNetwork", "build", "query_loss"]
+__all__ = [
+    "ALGORITHMS",
+    "FOMAML",
+    "MAML",
+    "MetaLearner",
+    "MetaNetEmbedding",
+    "MetaNetwork",
+    "build",
+    "learner_class",
+    "query_loss",
+]

@@ -1,27 +1,37 @@
 """The one protocol every meta-learning algorithm follows.
 
-A `MetaLearner` is an `nn.Module` with
+A learner writes how it scores ONE task; the base class does the rest:
 
-- `meta_loss(batch) -> (loss, metrics)`: the differentiable outer objective over
-  a batch of tasks; the trainer calls `loss.backward()` and steps Adam.
-  `metrics` has at least "loss" and "accuracy" (query accuracy, a fraction).
-- `predict(support_x, support_y, query_x) -> logits`: adapt to the support set and
-  score the queries, for one task or a batch of tasks.
-- `hparams`: the constructor's keyword arguments, so a checkpoint can rebuild it.
-- optionally `adaptation_logits(...)`: query logits before adaptation and after
-  each inner step, for learners that adapt by gradient steps.
+    class MyLearner(MetaLearner):
+        name = "mine"
+        def __init__(self, n_way: int = 5, width: int = 64) -> None:
+            super().__init__()
+            self.save_hyperparameters()          # self.hparams = {"n_way": 5, "width": 64}, and attributes
+            ...
+        def score_task(self, support_x, support_y, query_x):   # [N*K, C, H, W], [N*K], [N*Q, C, H, W]
+            return logits                                       # [N*Q, N]
 
-Subclasses implement `predict_tasks` (batched) and, if their training objective
-is not simply the query loss of `predict_tasks`, `meta_loss`.
+From `score_task` the base class gives:
+- `predict(support_x, support_y, query_x)`: logits for one task or a batch of tasks (no outer graph);
+- `meta_loss(batch)`: the query cross-entropy over a batch of tasks, differentiable;
+- `outer_step(batch, optimizer)`: one meta-update (default: Adam on `meta_loss`); override it when the
+  outer update is not a gradient step on a loss (Reptile), and `configure_optimizer` to change the
+  optimizer or add a learning-rate schedule;
+- batching: every task of a batch runs through `score_task` by a loop or by `vmap` (`execution`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import inspect
+import math
+from typing import Any, ClassVar
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import ConfigError, TrainingDiverged
+from ..inner_loop import EXECUTIONS, per_task
 from ..tasks import TaskBatch
 
 
@@ -36,32 +46,112 @@ def query_loss(logits: Tensor, query_y: Tensor) -> tuple[Tensor, dict[str, float
 
 
 class MetaLearner(nn.Module):
-    """Base class: see the module docstring for the protocol."""
+    """Base class: see the module docstring."""
 
-    name: str = ""  # registry name, e.g. "maml"
+    name: ClassVar[str] = ""  # registry name, e.g. "maml"
+    fixed: ClassVar[dict[str, Any]] = {}  # hyperparameters a variant pins (FOMAML: first_order=True)
+    supports_vmap: ClassVar[bool] = True  # False: tasks always run in a loop
+    n_way: int | None = None  # size of a fixed output layer; None: any number of ways
+    execution: str = "auto"
 
-    def __init__(self, **hparams: Any) -> None:
-        super().__init__()
-        self.hparams = dict(hparams)
+    # --- hyperparameters, written once ---------------------------------------------------------
+    def save_hyperparameters(self, ignore: tuple[str, ...] = ()) -> None:
+        """Record the calling `__init__`'s arguments in `self.hparams` (what a checkpoint rebuilds the learner
+        from) and set each as an attribute, like d2l's helper of the same name."""
+        frame = inspect.currentframe().f_back
+        code = frame.f_code
+        names = code.co_varnames[1 : code.co_argcount + code.co_kwonlyargcount]
+        values = {name: frame.f_locals[name] for name in names if name not in ignore}
+        for name, value in values.items():
+            setattr(self, name, value)
+        self.hparams = {name: value for name, value in values.items() if name not in self.fixed}
 
-    def predict_tasks(self, support_x: Tensor, support_y: Tensor, query_x: Tensor) -> Tensor:
-        """support_x: [B, N*K, C, H, W], support_y: [B, N*K], query_x: [B, N*Q, C, H, W] -> logits [B, N*Q, N]."""
+    @classmethod
+    def hyperparameters(cls) -> dict[str, Any]:
+        """The settings `build(name, ...)` accepts, with their defaults."""
+        for klass in cls.__mro__:
+            parameters = inspect.signature(klass.__init__).parameters
+            named = {
+                name: p.default
+                for name, p in parameters.items()
+                if name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            }
+            if named:
+                return {name: default for name, default in named.items() if name not in cls.fixed}
+        return {}
+
+    # --- the one method a learner writes -------------------------------------------------------
+    def score_task(self, support_x: Tensor, support_y: Tensor, query_x: Tensor) -> Tensor:
+        """One task: support_x [N*K, C, H, W], support_y [N*K], query_x [N*Q, C, H, W] -> logits [N*Q, N]."""
         raise NotImplementedError
 
-    def meta_loss(self, batch: TaskBatch) -> tuple[Tensor, dict[str, float]]:
-        """Query cross-entropy of `predict_tasks`, averaged over the tasks of the batch."""
-        logits = self.predict_tasks(batch.support_x, batch.support_y, batch.query_x)
-        return query_loss(logits, batch.query_y)
+    # --- what the base class builds from it ----------------------------------------------------
+    def resolved_execution(self) -> str:
+        """ "loop" or "vmap": "auto" takes vmap on a GPU, where batching tasks pays, and the loop on a CPU."""
+        if self.execution not in (*EXECUTIONS, "auto"):
+            raise ConfigError(f"unknown execution={self.execution!r}; use auto, loop or vmap")
+        if not self.supports_vmap:
+            return "loop"
+        if self.execution == "auto":
+            parameter = next(self.parameters(), None)
+            return "vmap" if parameter is not None and parameter.device.type == "cuda" else "loop"
+        return self.execution
+
+    def check_ways(self, support_y: Tensor) -> None:
+        """A fixed output layer must have one output per class of the task."""
+        if self.n_way is not None:
+            ways = int(support_y.max()) + 1
+            if ways != self.n_way:
+                raise ConfigError(
+                    f"{self.name} has a {self.n_way}-way output layer but the tasks are {ways}-way; "
+                    f"sample {self.n_way}-way tasks or build the learner with n_way={ways}"
+                )
+
+    def run_tasks(self, support_x: Tensor, support_y: Tensor, query_x: Tensor, fn: Any = None) -> Tensor:
+        """fn (default `score_task`) on every task of a batch ([B, ...] inputs) -> [B, ...]."""
+        self.check_ways(support_y)
+        return per_task(
+            fn or self.score_task, support_x, support_y, query_x, model=self, execution=self.resolved_execution()
+        )
 
     def predict(self, support_x: Tensor, support_y: Tensor, query_x: Tensor) -> Tensor:
-        """One task (support_x [N*K, C, H, W] -> logits [N*Q, N]) or a batch ([B, N*K, C, H, W] -> [B, N*Q, N])."""
-        if support_x.dim() == 4:
-            return self.predict_tasks(support_x[None], support_y[None], query_x[None])[0]
-        return self.predict_tasks(support_x, support_y, query_x)
+        """Adapt to the support set and score the queries as at meta-test time (eval mode, no outer graph).
 
-    def adaptation_logits(
-        self, support_x: Tensor, support_y: Tensor, query_x: Tensor, steps: int | None = None
-    ) -> Tensor | None:
-        """Learners that adapt by gradient steps: query logits [B, steps+1, N*Q, N] before adaptation
-        (index 0) and after each inner step. Others return None (the default)."""
-        return None
+        One task (support_x [N*K, C, H, W] -> logits [N*Q, N]) or a batch ([B, N*K, C, H, W] -> [B, N*Q, N]).
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                if support_x.dim() == 4:
+                    return self.run_tasks(support_x[None], support_y[None], query_x[None])[0]
+                return self.run_tasks(support_x, support_y, query_x)
+        finally:
+            self.train(was_training)
+
+    def meta_loss(self, batch: TaskBatch) -> tuple[Tensor, dict[str, float]]:
+        """Query cross-entropy of `score_task` over the batch, differentiable w.r.t. every parameter."""
+        return query_loss(self.run_tasks(batch.support_x, batch.support_y, batch.query_x), batch.query_y)
+
+    # --- the outer loop ------------------------------------------------------------------------
+    def configure_optimizer(
+        self, outer_lr: float, iterations: int
+    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | None]:
+        """The outer optimizer and an optional learning-rate schedule (stepped once per iteration)."""
+        return torch.optim.Adam(self.parameters(), lr=outer_lr), None
+
+    def outer_step(
+        self, batch: TaskBatch, optimizer: torch.optim.Optimizer, clip_grad: float | None = None
+    ) -> dict[str, float]:
+        """One meta-update on a batch of tasks; returns its metrics ("loss", "accuracy", ...)."""
+        loss, metrics = self.meta_loss(batch)
+        if not math.isfinite(loss.item()):
+            raise TrainingDiverged(
+                f"meta-loss became {loss.item()}; lower the learning rates (outer_lr / inner_lr) or set clip_grad"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if clip_grad is not None:
+            torch.nn.utils.clip_grad_norm_(self.parameters(), clip_grad)
+        optimizer.step()
+        return metrics

@@ -203,6 +203,7 @@ class MetaNetwork(MetaLearner):
     """
 
     name = "metanet"
+    supports_vmap = False  # it vmaps inside each task (per-example gradients, per-query fast weights)
 
     def __init__(
         self,
@@ -217,18 +218,8 @@ class MetaNetwork(MetaLearner):
         fast_gain: float = 0.1,
         centred: bool = True,
     ) -> None:
-        super().__init__(
-            n_way=n_way,
-            in_channels=in_channels,
-            image_size=image_size,
-            width=width,
-            n_blocks=n_blocks,
-            hidden=hidden,
-            generator_hidden=generator_hidden,
-            k=k,
-            fast_gain=fast_gain,
-            centred=centred,
-        )
+        super().__init__()
+        self.save_hyperparameters()
         for name, value in (
             ("n_way", n_way),
             ("in_channels", in_channels),
@@ -244,7 +235,7 @@ class MetaNetwork(MetaLearner):
             raise ConfigError(f"metanet: k (log/sign preprocessing) must be positive, got {k!r}; the paper uses 7")
         if not fast_gain > 0:
             raise ConfigError(f"metanet: fast_gain must be positive, got {fast_gain!r}; the default is 0.1")
-        self.n_way, self.k = n_way, float(k)
+        self.k = float(k)
         self.base = AugmentedConvNet(n_way, in_channels, image_size, width, n_blocks, hidden)
         self.representation = AugmentedConvNet(n_way, in_channels, image_size, width, n_blocks, hidden)
         kinds = ("conv", "fc")
@@ -294,10 +285,3 @@ class MetaNetwork(MetaLearner):
         query_fast = self.read_memory(query_keys, keys, self.memory(support_x, support_y))
         # Each query through the base learner with its own fast weights (vmap: a batched conv).
         return vmap(lambda x, fast: self.base(x[None], fast)[0])(query_x, query_fast)
-
-    # --- the protocol --------------------------------------------------------------------------
-    def predict_tasks(self, support_x: Tensor, support_y: Tensor, query_x: Tensor) -> Tensor:
-        """support_x: [B, N*K, C, H, W], support_y: [B, N*K], query_x: [B, N*Q, C, H, W] -> [B, N*Q, n_way]."""
-        return torch.stack(
-            [self.score_task(sx, sy, qx) for sx, sy, qx in zip(support_x, support_y, query_x, strict=True)]
-        )

@@ -13,9 +13,11 @@ V for the queries) and a bias e, scored by a dot product instead of a distance.
 
 BatchNorm uses the backbone's "support" mode by default: queries are normalised
 with the statistics of their task's support set, so each query is scored on its
-own (independent of the other queries). Meta Dropout (`meta_dropout=`) perturbs
-the embedding network with one mask per task, shared by support and queries
+own (independent of the other queries). Meta Dropout (`meta_dropout="consistent"`)
+perturbs the embedding network with one mask per task, shared by support and queries
 (option mask_query=False leaves the queries unmasked); see `mlscratch.meta_dropout`.
+Learned noise (Lee et al. 2020) is refused: it perturbs the support loss of an inner
+loop, and this learner has none.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from ..functional import task_scope
 from ..meta_dropout import install, support_pass
 from ..models.conv4 import Conv4
 from .base import MetaLearner
@@ -35,11 +36,12 @@ class MetaNetEmbedding(MetaLearner):
     """Embedding-based Meta Network on a Conv4 embedding.
 
     width: conv channels (the embedding h has `width` numbers on 28x28 images); embedding_size: E, the size
-    of U h, V h and e. meta_dropout: "none" | "consistent" | "learned", meta_dropout_options: keyword
-    options of `mlscratch.meta_dropout.install` (e.g. {"rates": [...], "mask_query": False}), as for MAML.
+    of U h, V h and e. meta_dropout: "none" | "consistent", meta_dropout_options: keyword options of
+    `mlscratch.meta_dropout.install` (e.g. {"rates": [...], "mask_query": False}), as for MAML.
     """
 
     name = "metanet-embedding"
+    supports_vmap = False  # the number of classes is read from each task's labels
 
     def __init__(
         self,
@@ -52,60 +54,39 @@ class MetaNetEmbedding(MetaLearner):
         meta_dropout: str = "none",
         meta_dropout_options: dict | None = None,
     ) -> None:
-        super().__init__(
-            n_way=n_way,
-            in_channels=in_channels,
-            image_size=image_size,
-            width=width,
-            embedding_size=embedding_size,
-            bn=bn,
-            meta_dropout=meta_dropout,
-            meta_dropout_options=meta_dropout_options,
-        )
+        super().__init__()
+        self.save_hyperparameters()
+        self.n_way = None  # class weights come from the support set: tasks of any number of ways
         if not isinstance(embedding_size, int) or embedding_size < 1:
             raise ConfigError(f"embedding_size must be a positive integer, got {embedding_size!r}")
-        self.n_way = n_way
-        self.embedding = Conv4(n_way, in_channels, image_size, width, bn=bn)
+        if meta_dropout == "learned":
+            raise ConfigError(
+                "metanet-embedding has no inner loop for learned Meta Dropout to perturb (its noise enters an "
+                "inner loop's support loss); use meta_dropout='consistent', or algo maml with 'learned'"
+            )
+        self.embedding = Conv4(None, in_channels, image_size, width, bn=bn)
         install(self.embedding, meta_dropout, **(meta_dropout_options or {}))
-        self.embedding.head = nn.Identity()  # only the features are used
         feature_size = self.embedding.feature_size
         self.U = nn.Linear(feature_size, embedding_size, bias=False)
         self.V = nn.Linear(feature_size, embedding_size, bias=False)
         self.e = nn.Parameter(torch.zeros(embedding_size))
 
-    # --- the two steps -------------------------------------------------------------------------
+    def class_weights(self, h_support: Tensor, support_y: Tensor) -> Tensor:
+        """w_c = mean over class c's support examples of U h + e.  h_support [n, D], support_y [n] -> [N, E]."""
+        one_hot = F.one_hot(support_y, int(support_y.max()) + 1).to(h_support.dtype)  # [n, N]
+        return (one_hot.T @ (self.U(h_support) + self.e)) / one_hot.sum(0)[:, None]
+
     def embed(self, support_x: Tensor, query_x: Tensor) -> tuple[Tensor, Tensor]:
         """One task's embeddings: support_x [n, C, H, W], query_x [Q, C, H, W] -> h_support [n, D], h_query [Q, D].
 
-        Call inside `task_scope(self.embedding)` so support and queries share the task's dropout masks.
-        With learned noise (Lee et al. 2020) the support embedding is averaged over `eval_samples` noise
-        draws in evaluation, one draw in training; queries always get the noise-free value.
+        Queries are normalised with the support set's statistics (bn="support"); within a task both passes
+        share its dropout masks (run inside `task_scope`, as `per_task` does).
         """
-        n = support_x.shape[0]
-        settings = self.embedding.meta_dropout
-        draws = settings.eval_samples if settings.mode == "learned" and not self.training else 1
         with support_pass(self.embedding):
-            h_support = torch.stack([self.embedding.features(support_x) for _ in range(max(draws, 1))]).mean(0)
-        if self.embedding.bn == "support":  # queries normalised with the support set's statistics
-            h_query = self.embedding.features(torch.cat([support_x, query_x]), stats_rows=n)[n:]
-        else:
-            h_query = self.embedding.features(query_x)
-        return h_support, h_query
-
-    def class_weights(self, h_support: Tensor, support_y: Tensor) -> Tensor:
-        """w_c = mean over class c's support examples of U h + e.  h_support [n, D], support_y [n] -> [N, E]."""
-        one_hot = F.one_hot(support_y, self.n_way).to(h_support.dtype)  # [n, N]
-        return (one_hot.T @ (self.U(h_support) + self.e)) / one_hot.sum(0)[:, None]
+            h_support = self.embedding(support_x)
+        return h_support, self.embedding(query_x, support_x)
 
     def score_task(self, support_x: Tensor, support_y: Tensor, query_x: Tensor) -> Tensor:
         """One task -> query logits [Q, N] = (V h_query) . w_c."""
-        with task_scope(self.embedding):
-            h_support, h_query = self.embed(support_x, query_x)
+        h_support, h_query = self.embed(support_x, query_x)
         return self.V(h_query) @ self.class_weights(h_support, support_y).T
-
-    # --- the protocol --------------------------------------------------------------------------
-    def predict_tasks(self, support_x: Tensor, support_y: Tensor, query_x: Tensor) -> Tensor:
-        """support_x: [B, N*K, C, H, W], support_y: [B, N*K], query_x: [B, N*Q, C, H, W] -> [B, N*Q, N]."""
-        return torch.stack(
-            [self.score_task(sx, sy, qx) for sx, sy, qx in zip(support_x, support_y, query_x, strict=True)]
-        )

@@ -1,26 +1,35 @@
 """`python -m mlscratch train` and `python -m mlscratch evaluate`.
 
 train:    meta-train an algorithm on a dataset's training classes, validate on its validation classes,
-          then report accuracy on test tasks (JSON with --json).
-evaluate: score a saved checkpoint on test tasks.
+          then report accuracy on the fixed test tasks (JSON with --json). The same path as the notebooks'
+          `train_and_evaluate` and the model zoo: `mlscratch.experiment.run`.
+evaluate: score a saved checkpoint on the fixed test tasks.
 """
 
 from __future__ import annotations
 
 import argparse
-import inspect
-import sys
 import time
 
-import torch
-
-from ..algorithms import ALGORITHMS, build
-from ..checkpoint import load_checkpoint, write_json
+from ..algorithms import ALGORITHMS, learner_class
+from ..checkpoint import load_checkpoint
 from ..device import resolve_device
 from ..errors import require
 from ..evaluation import EvaluationResult, evaluate
-from ..tasks import TaskSampler
-from ..training import fit
+from ..experiment import Settings, evaluation_tasks, load_data, run
+from ..io import write_json
+
+# Flags that set a learner's own hyperparameter: flag dest -> hyperparameter name. They default to None
+# (the learner's own default); a flag the chosen algorithm does not take is an error that names it.
+LEARNER_FLAGS = {
+    "inner_lr": "inner_lr",
+    "inner_steps": "inner_steps",
+    "test_inner_steps": "test_inner_steps",
+    "bn": "bn",
+    "width": "width",
+    "execution": "execution",
+    "meta_dropout": "meta_dropout",
+}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,10 +45,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--eval-queries", type=int, default=None, help="query images per class in evaluation (default: --queries)"
     )
     train.add_argument("--meta-batch", type=int, default=32, help="tasks per meta-iteration")
-    train.add_argument("--inner-steps", type=int, default=1, help="inner SGD steps in training")
-    train.add_argument("--test-inner-steps", type=int, default=3, help="inner SGD steps at test time")
-    train.add_argument("--inner-lr", type=float, default=0.4)
-    train.add_argument("--outer-lr", type=float, default=1e-3, help="Adam learning rate")
+    train.add_argument("--inner-steps", type=int, default=None, help="inner SGD steps in training (MAML: 1)")
+    train.add_argument("--test-inner-steps", type=int, default=None, help="inner SGD steps at test time (MAML: 3)")
+    train.add_argument("--inner-lr", type=float, default=None, help="inner SGD learning rate (MAML: 0.4)")
+    train.add_argument("--execution", choices=["auto", "loop", "vmap"], default=None, help="run a batch's tasks")
+    train.add_argument("--outer-lr", type=float, default=1e-3, help="outer (Adam) learning rate")
     train.add_argument(
         "--bn",
         choices=["transductive", "support"],
@@ -47,12 +57,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="BatchNorm statistics for queries: their own batch (MAML) or the support set's "
         "(default: the algorithm's own, e.g. transductive for MAML, support for metanet-embedding)",
     )
-    train.add_argument("--width", type=int, default=64, help="filters per conv layer")
+    train.add_argument("--width", type=int, default=None, help="filters per conv layer (default 64)")
     train.add_argument("--iterations", type=int, default=1000, help="meta-iterations")
     train.add_argument(
         "--meta-dropout",
         choices=["none", "consistent", "learned"],
-        default="none",
+        default=None,
         help="feature noise while adapting: per-task dropout masks, or Lee et al.'s learned noise",
     )
     train.add_argument("--dropout-rates", default=None, help="consistent: drop rate per block, e.g. 0.05,0.1,0.15,0.05")
@@ -84,7 +94,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate_cmd.add_argument("--queries", type=int, default=None, help="default: as evaluated after training")
     evaluate_cmd.add_argument("--test-inner-steps", type=int, default=None, help="default: as trained")
     evaluate_cmd.add_argument("--eval-tasks", type=int, default=600)
-    evaluate_cmd.add_argument("--seed", type=int, default=None, help="task seed (default: the training seed)")
     evaluate_cmd.add_argument("--device", default="auto")
     evaluate_cmd.add_argument("--json", default=None)
     evaluate_cmd.add_argument("--no-progress", action="store_true")
@@ -95,21 +104,24 @@ def add_data_arguments(parser: argparse.ArgumentParser, defaults_from_checkpoint
     default = None if defaults_from_checkpoint else "omniglot"
     parser.add_argument("--dataset", default=default, help="omniglot, synthetic, auto, or a folder path")
     parser.add_argument("--protocol", choices=["paper", "lake"], default=None if defaults_from_checkpoint else "paper")
-    parser.add_argument("--data-root", default=None, help="folder with the Omniglot zips (default: MLSCRATCH_DATA)")
+    parser.add_argument("--root", default=None, help="folder with the Omniglot zips (default: MLSCRATCH_DATA)")
     parser.add_argument("--image-size", type=int, default=None if defaults_from_checkpoint else 28)
+    parser.add_argument(
+        "--split-seed", type=int, default=None if defaults_from_checkpoint else 0, help="class split (default 0)"
+    )
 
 
-def check_task_flags(ways: int, shots: int, queries: int) -> None:
-    """Fail fast, before loading any data."""
-    for flag, value in (("--ways", ways), ("--shots", shots), ("--queries", queries)):
-        require(value >= 1, f"{flag} must be at least 1, got {value}")
-
-
-def load_split(args: argparse.Namespace, *names: str) -> list:
-    from ..data import load_splits
-
-    splits = load_splits(args.dataset, args.protocol, root=args.data_root, image_size=args.image_size, seed=args.seed)
-    return [splits[name] for name in names]
+def learner_hparams(args: argparse.Namespace) -> dict:
+    """The learner settings given on the command line; a flag the algorithm does not take is an error."""
+    accepted = learner_class(args.algo).hyperparameters()
+    given = {name: getattr(args, flag) for flag, name in LEARNER_FLAGS.items() if getattr(args, flag) is not None}
+    if args.dropout_rates is not None or args.noise_samples is not None:
+        require(args.meta_dropout is not None, "--dropout-rates / --noise-samples need --meta-dropout")
+        given["meta_dropout_options"] = meta_dropout_options(args)
+    for name in given:
+        flag = "--" + name.replace("_", "-").replace("meta-dropout-options", "meta-dropout")
+        require(name in accepted, f"{args.algo} does not take {flag}; drop it (see --help for what {args.algo} uses)")
+    return given
 
 
 def result_fields(result: EvaluationResult) -> dict:
@@ -127,89 +139,50 @@ def result_fields(result: EvaluationResult) -> dict:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    eval_queries = args.eval_queries or args.queries
-    check_task_flags(args.ways, args.shots, min(args.queries, eval_queries))
-    require(args.meta_batch >= 1, f"--meta-batch must be at least 1, got {args.meta_batch}")
+    for flag in ("ways", "shots", "queries", "eval_queries", "meta_batch", "eval_tasks", "val_tasks", "val_every"):
+        value = getattr(args, flag)
+        require(value is None or value >= 1, f"--{flag.replace('_', '-')} must be at least 1, got {value}")
     require(args.iterations >= 0, f"--iterations must be >= 0, got {args.iterations}")
-    device = resolve_device(args.device)
-    train_classes, val_classes, test_classes = load_split(args, "train", "val", "test")
-    sampler = TaskSampler(
-        train_classes, args.ways, args.shots, args.queries, args.meta_batch, seed=args.seed, device=device
-    )
-    val = TaskSampler(
-        val_classes, args.ways, args.shots, eval_queries, args.meta_batch, seed=args.seed + 1, device=device
-    )
-    test = TaskSampler(
-        test_classes, args.ways, args.shots, eval_queries, args.meta_batch, seed=args.seed + 2, device=device
-    )
-    torch.manual_seed(args.seed)
-    channels, size, _ = train_classes.image_shape
-    hparams = {
-        "n_way": args.ways,
-        "in_channels": channels,
-        "image_size": size,
-        "width": args.width,
-        "bn": args.bn,
-        "inner_lr": args.inner_lr,
-        "inner_steps": args.inner_steps,
-        "test_inner_steps": args.test_inner_steps,
-    }
-    accepted = inspect.signature(ALGORITHMS[args.algo]).parameters  # each algorithm takes the flags it knows
-    if args.meta_dropout != "none":
-        require("meta_dropout" in accepted, f"--meta-dropout needs a gradient-based learner; {args.algo} has none")
-        hparams["meta_dropout"], hparams["meta_dropout_options"] = args.meta_dropout, meta_dropout_options(args)
-    learner = build(
-        args.algo, **{name: value for name, value in hparams.items() if name in accepted and value is not None}
-    )
-    settings = {
-        "algo": args.algo,
-        "dataset": args.dataset,
-        "protocol": args.protocol,
-        "image_size": size,
-        "ways": args.ways,
-        "shots": args.shots,
-        "queries": args.queries,
-        "eval_queries": eval_queries,
-        "meta_batch": args.meta_batch,
-        "inner_steps": args.inner_steps,
-        "test_inner_steps": args.test_inner_steps,
-        "inner_lr": args.inner_lr,
-        "outer_lr": args.outer_lr,
-        "bn": learner.hparams.get("bn"),
-        "width": args.width,
-        "iterations": args.iterations,
-        "seed": args.seed,
-        "meta_dropout": args.meta_dropout,
-    }
-    history = fit(
-        learner,
-        sampler,
-        args.iterations,
+    settings = Settings(
+        algo=args.algo,
+        hparams=learner_hparams(args),
+        dataset=args.dataset,
+        protocol=args.protocol,
+        image_size=args.image_size,
+        split_seed=args.split_seed,
+        ways=args.ways,
+        shots=args.shots,
+        queries=args.queries,
+        eval_queries=args.eval_queries or args.queries,
+        meta_batch=args.meta_batch,
+        iterations=args.iterations,
         outer_lr=args.outer_lr,
-        val_sampler=val,
+        clip_grad=args.clip_grad,
+        seed=args.seed,
         val_every=args.val_every,
         val_tasks=args.val_tasks,
+        eval_tasks=args.eval_tasks,
+    )
+    device = resolve_device(args.device)
+    experiment = run(
+        settings,
+        root=args.root,
+        device=device,
         checkpoint=args.checkpoint,
         checkpoint_every=args.checkpoint_every,
-        clip_grad=args.clip_grad,
-        device=device,
-        seed=args.seed,
         progress=not args.no_progress,
-        metadata=settings,
     )
-    result = evaluate(learner, test, args.eval_tasks, progress=not args.no_progress)
+    history, result = experiment.history, experiment.result
     report = {
-        **settings,
+        **settings.to_dict(),
+        "hparams": experiment.learner.hparams,
         "device": str(device),
         "train_seconds": round(history.training_seconds, 2),
         "val_accuracy": history.val_accuracy[-1] if history.val_accuracy else None,
         **result_fields(result),
         "checkpoint": args.checkpoint,
     }
-    print(
-        f"{args.algo}: test accuracy {result} after {args.iterations} iterations "
-        f"({history.training_seconds:.0f} s training on {device})"
-    )
+    print(f"{experiment.summary()} on {device}")
     if args.json:
         write_json(report, args.json)
     return 0
@@ -234,24 +207,19 @@ def meta_dropout_options(args: argparse.Namespace) -> dict:
 def run_evaluate(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     learner = load_checkpoint(args.checkpoint, device=device)
-    trained = learner.checkpoint_info["metadata"]
-    for name in ("dataset", "protocol", "image_size", "seed"):
-        if getattr(args, name) is None:
-            setattr(
-                args,
-                name,
-                trained.get(name, {"dataset": "omniglot", "protocol": "paper", "image_size": 28, "seed": 0}[name]),
-            )
-    ways = args.ways or trained.get("ways", 5)
-    shots = args.shots or trained.get("shots", 1)
-    queries = args.queries or trained.get("eval_queries", 15)
-    check_task_flags(ways, shots, queries)
-    fixed_ways = getattr(learner, "n_way", None)
-    require(
-        fixed_ways in (None, ways),
-        f"this {learner.name} checkpoint has a {fixed_ways}-way output layer; "
-        f"use --ways {fixed_ways} or train a {ways}-way model",
-    )
+    trained = Settings.from_dict(learner.checkpoint_info["metadata"] or {})
+    for name in ("dataset", "protocol", "image_size", "split_seed"):
+        if getattr(args, name) is not None:
+            setattr(trained, name, getattr(args, name))
+    ways, shots = args.ways or trained.ways, args.shots or trained.shots
+    queries = args.queries or trained.eval_queries
+    for flag, value in (
+        ("--ways", ways),
+        ("--shots", shots),
+        ("--queries", queries),
+        ("--eval-tasks", args.eval_tasks),
+    ):
+        require(value >= 1, f"{flag} must be at least 1, got {value}")
     if args.test_inner_steps is not None:
         require(args.test_inner_steps >= 0, f"--test-inner-steps must be >= 0, got {args.test_inner_steps}")
         require(
@@ -259,19 +227,21 @@ def run_evaluate(args: argparse.Namespace) -> int:
             f"{learner.name} does not adapt by inner steps; drop --test-inner-steps",
         )
         learner.test_inner_steps = args.test_inner_steps
-    (test_classes,) = load_split(args, "test")
-    test = TaskSampler(
-        test_classes, ways, shots, queries, trained.get("meta_batch", 32), seed=args.seed + 2, device=device
-    )
+    if learner.n_way not in (None, ways):
+        require(
+            False, f"this {learner.name} checkpoint has a {learner.n_way}-way output layer; use --ways {learner.n_way}"
+        )
+    splits = load_data(trained, root=args.root)
     tic = time.perf_counter()
+    test = evaluation_tasks(splits["test"], ways, shots, queries, device)
     result = evaluate(learner, test, args.eval_tasks, progress=not args.no_progress)
-    print(f"{learner.name} ({args.checkpoint}): test accuracy {result}", file=sys.stdout)
+    print(f"{learner.name} ({args.checkpoint}): test accuracy {result}")
     if args.json:
         report = {
             "algo": learner.name,
             "checkpoint": args.checkpoint,
-            "dataset": args.dataset,
-            "protocol": args.protocol,
+            "dataset": trained.dataset,
+            "protocol": trained.protocol,
             "iterations": learner.checkpoint_info["iteration"],
             "train_seconds": trained_seconds(learner.checkpoint_info["history"]),
             "device": str(device),

@@ -10,21 +10,17 @@ BatchNorm modes (`bn=`):
   statistics of the batch it is given, at training *and* test time. Queries are
   therefore normalised with the statistics of the other queries of their task.
 - "support": queries are normalised with the statistics of the task's support
-  set, so each query is scored independently of the others. Call the model on
-  `cat([support_x, query_x])` with `stats_rows=len(support_x)`
-  (`MAML` does this for you).
+  set, so each query is scored independently of the others: `model(query_x, support_x)`.
+
+`Conv4(n_way=None)` has no head: it is an embedding network, x -> features [B, feature_size].
 
 Extension point: every block has a `perturb` module (identity by default)
 applied to the normalised pre-activation, `h = perturb(bn(conv(x)))` before
-ReLU. Feature-noise methods (Meta Dropout) replace it. A module flagged with
-`outer_loop_only = True` keeps its parameters out of inner-loop adaptation
-(see `mlscratch.functional.inner_parameters`).
+ReLU. Feature-noise methods (Meta Dropout) replace it. The hooks a module can
+offer the inner loop are listed in `mlscratch.inner_loop`.
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -40,7 +36,7 @@ class TaskBatchNorm(nn.Module):
 
     stats_rows=None: statistics of the whole batch; stats_rows=n: statistics of the first n rows, applied to all.
     `fused=True` uses F.batch_norm (about 1.3x faster MAML on CPU). Under vmap, torch 2.14's fused kernel gives
-    wrong second derivatives, so vmapped code runs inside `written_out_batch_norm(model)`
+    wrong second derivatives, so `mlscratch.inner_loop.per_task` sets fused=False under vmap
     (tests/test_maml.py::test_vmap_and_loop_paths_agree catches it).
     """
 
@@ -61,19 +57,6 @@ class TaskBatchNorm(nn.Module):
         return (x - mean) * scale + self.bias[:, None, None]
 
 
-@contextmanager
-def written_out_batch_norm(model: nn.Module) -> Iterator[None]:
-    """Use the written-out BatchNorm in `model` for the block (exact second derivatives under vmap)."""
-    norms = [m for m in model.modules() if isinstance(m, TaskBatchNorm)]
-    for norm in norms:
-        norm.fused = False
-    try:
-        yield
-    finally:
-        for norm in norms:
-            norm.fused = True
-
-
 class ConvBlock(nn.Module):
     """[3x3 conv, BatchNorm, perturb, ReLU, 2x2 max-pool]: [B, C_in, H, W] -> [B, C_out, H//2, W//2]."""
 
@@ -89,11 +72,14 @@ class ConvBlock(nn.Module):
 
 
 class Conv4(nn.Module):
-    """The Conv4 backbone with a linear head.  x: [B, in_channels, image_size, image_size] -> [B, n_way]."""
+    """The Conv4 backbone with a linear head.  x: [B, in_channels, image_size, image_size] -> [B, n_way].
+
+    n_way=None: no head, the output is the embedding [B, feature_size].
+    """
 
     def __init__(
         self,
-        n_way: int = 5,
+        n_way: int | None = 5,
         in_channels: int = 1,
         image_size: int = 28,
         width: int = 64,
@@ -108,8 +94,8 @@ class Conv4(nn.Module):
                 f"image_size={image_size} is too small for {n_blocks} pooling blocks; "
                 f"use image_size >= {2**n_blocks} or fewer blocks"
             )
-        for name, value in (("n_way", n_way), ("in_channels", in_channels), ("width", width)):
-            if value < 1:
+        for name, value in (("n_way", n_way or 1), ("in_channels", in_channels), ("width", width)):
+            if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         self.bn = bn
         channels_in = [in_channels] + [width] * (n_blocks - 1)
@@ -118,13 +104,21 @@ class Conv4(nn.Module):
         for _ in range(n_blocks):
             side //= 2
         self.feature_size = width * side * side
-        self.head = nn.Linear(self.feature_size, n_way)
+        self.head: nn.Module = nn.Identity() if n_way is None else nn.Linear(self.feature_size, n_way)
 
-    def features(self, x: Tensor, stats_rows: int | None = None) -> Tensor:
-        """x: [B, C, H, W] -> embeddings [B, feature_size]."""
+    def features(self, x: Tensor, support_x: Tensor | None = None) -> Tensor:
+        """x: [B, C, H, W] -> embeddings [B, feature_size].
+
+        support_x: with bn="support", normalise with these rows' statistics (a task's support set) instead of x's.
+        """
+        stats_rows = None
+        if support_x is not None and self.bn == "support":
+            stats_rows = support_x.shape[0]
+            x = torch.cat([support_x, x])
         for block in self.blocks:
             x = block(x, stats_rows)
-        return x.flatten(1)
+        return x.flatten(1) if stats_rows is None else x[stats_rows:].flatten(1)
 
-    def forward(self, x: Tensor, stats_rows: int | None = None) -> Tensor:
-        return self.head(self.features(x, stats_rows))
+    def forward(self, x: Tensor, support_x: Tensor | None = None) -> Tensor:
+        """x: [B, C, H, W] -> logits [B, n_way] (see `features` for support_x)."""
+        return self.head(self.features(x, support_x))
