@@ -15,11 +15,11 @@ from .errors import DataError, MlscratchError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .commands import chapters, data, train
+    from .commands import chapters, data, train, zoo
 
     parser = argparse.ArgumentParser(prog="python -m mlscratch", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (data, train, chapters):
+    for group in (data, train, zoo, chapters):
         group.register(commands)
     return parser
 

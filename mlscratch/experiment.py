@@ -71,10 +71,13 @@ class Settings:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> Settings:
+    def from_dict(cls, data: dict, strict: bool = True) -> Settings:
+        """Settings from a dict; strict=False ignores keys that are not settings (e.g. a checkpoint's extras)."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
-        if unknown:
+        if not strict:
+            data = {key: value for key, value in data.items() if key in known}
+        elif unknown:
             raise ConfigError(f"unknown experiment settings {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         return cls(**data)
 
@@ -85,7 +88,7 @@ class Experiment:
 
     learner: MetaLearner
     history: History
-    result: EvaluationResult
+    result: EvaluationResult | None
     settings: Settings
 
     def summary(self) -> str:
@@ -141,12 +144,13 @@ def run(
     validate: bool = True,
     progress: bool = True,
     learner: MetaLearner | None = None,
+    test: bool = True,
 ) -> Experiment:
     """Train `settings.algo` as the settings say, then test it on `eval_tasks` fixed test tasks.
 
     splits: the data (default: loaded from the settings). checkpoint: resumed if it exists, written while
     training. validate: record validation accuracy every `val_every` iterations. learner: start from this
-    one instead of building a new one (it must match the settings).
+    one instead of building a new one (it must match the settings). test=False: skip the test (result None).
     """
     device = resolve_device(device)
     splits = splits if splits is not None else load_data(settings, root)
@@ -167,9 +171,9 @@ def run(
         device=device,
         seed=settings.seed,
         progress=progress,
-        metadata=settings.to_dict(),
+        metadata={**settings.to_dict(), "device": str(device)},
     )
-    result = evaluate(learner, tasks["test"], settings.eval_tasks, progress=progress)
+    result = evaluate(learner, tasks["test"], settings.eval_tasks, progress=progress) if test else None
     return Experiment(learner, history, result, settings)
 
 

@@ -207,7 +207,7 @@ def meta_dropout_options(args: argparse.Namespace) -> dict:
 def run_evaluate(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     learner = load_checkpoint(args.checkpoint, device=device)
-    trained = Settings.from_dict(learner.checkpoint_info["metadata"] or {})
+    trained = Settings.from_dict(learner.checkpoint_info["metadata"] or {}, strict=False)
     for name in ("dataset", "protocol", "image_size", "split_seed"):
         if getattr(args, name) is not None:
             setattr(trained, name, getattr(args, name))

@@ -1,0 +1,76 @@
+"""`python -m mlscratch zoo list | train NAME | verify [NAME]`: the shipped trained models."""
+
+from __future__ import annotations
+
+import argparse
+
+from .. import zoo
+from ..errors import MlscratchError
+from ..zoo import store
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("zoo", help="trained models: list, train from their recipes, verify")
+    sub = parser.add_subparsers(dest="zoo_command", required=True, metavar="SUBCOMMAND")
+    listing = sub.add_parser("list", help="every recipe: accuracy +- 95%% CI, the paper's figure, budget, device")
+    listing.set_defaults(func=run_list)
+    train = sub.add_parser("train", help="train NAME from its recipe (resumes runs/zoo/NAME/checkpoint.pt exactly)")
+    train.add_argument("name", choices=list(zoo.RECIPES))
+    train.add_argument("--device", default="auto", help="auto (cuda when present), cpu, cuda, ...")
+    train.add_argument(
+        "--until", type=int, default=None, help="stop after this many iterations (default: the recipe's)"
+    )
+    train.add_argument("--no-progress", action="store_true")
+    train.set_defaults(func=run_train)
+    verify = sub.add_parser("verify", help="re-measure shipped models on the fixed test tasks")
+    verify.add_argument("name", nargs="?", default=None, help="one model (default: every shipped model)")
+    verify.add_argument("--tasks", type=int, default=600, help="test tasks (the first N of the recorded 600)")
+    verify.set_defaults(func=run_verify)
+
+
+def budget(record: dict) -> str:
+    target = record["settings"]["iterations"]
+    seconds = record.get("train_seconds")
+    spent = f", {seconds / 3600:.1f} h" if seconds and seconds >= 3600 else f", {seconds:.0f} s" if seconds else ""
+    return f"{record['iteration']:,} of {target:,} it{spent} on {record.get('device', '?')}"
+
+
+def run_list(args: argparse.Namespace) -> int:
+    rows = [("model", "setting", "accuracy (600 tasks)", "paper", "budget")]
+    for name, recipe in zoo.RECIPES.items():
+        paper = f"{recipe.paper:.2f}" if recipe.paper is not None else "-"
+        try:
+            record = store.read(name)
+        except MlscratchError:
+            rows.append((name, recipe.setting, "not trained yet", paper, f"zoo train {name}"))
+            continue
+        result = record["result"]
+        rows.append((name, recipe.setting, f"{result['accuracy']:.2f} ± {result['ci95']:.2f}", paper, budget(record)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def run_train(args: argparse.Namespace) -> int:
+    record = zoo.train(args.name, until=args.until, device=args.device, progress=not args.no_progress)
+    result = record["result"]
+    accuracy = f"{result['accuracy']:.2f} ± {result['ci95']:.2f}%"
+    print(f"{args.name}: {accuracy} on {result['n_tasks']} test tasks ({budget(record)})")
+    return 0
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    names = [args.name] if args.name else zoo.available()
+    if args.name:
+        zoo.recipe(args.name)
+    failed = 0
+    for name in names:
+        check = zoo.verify(name, args.tasks)
+        status = "ok" if check.ok else "MISMATCH"
+        print(
+            f"{name}: measured {check.measured:.2f}%, recorded {check.recorded:.2f}% on the same {args.tasks} tasks "
+            f"(tolerance ±{check.tolerance:.2f}): {status}"
+        )
+        failed += not check.ok
+    return 1 if failed else 0

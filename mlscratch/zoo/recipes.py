@@ -1,0 +1,95 @@
+"""The zoo's recipes: everything needed to train each model again, and the paper's figure it is compared with.
+
+A recipe is an `experiment.Settings` (algorithm, every hyperparameter, protocol, task shape, meta-batch,
+iterations, outer learning rate, seed) with a name and its reference. `python -m mlscratch zoo train NAME`
+runs it through the same `experiment.run` as `python -m mlscratch train`. All models are trained and tested
+on the fixed `paper` split (split_seed 0), so no model is ever tested on characters it was trained on and
+every model is tested on the same characters and the same 600 test tasks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..experiment import Settings
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A named experiment, the figure its paper reports for the same setting (percent), and where that is from."""
+
+    name: str
+    settings: Settings
+    paper: float | None
+    source: str
+    note: str = ""
+
+    @property
+    def setting(self) -> str:
+        s = self.settings
+        return f"{s.ways}-way {s.shots}-shot"
+
+
+def maml_settings(ways: int, shots: int, algo: str = "maml", **hparams: object) -> Settings:
+    """MAML's Omniglot settings (Finn et al. 2017; their code): 5-way 1 step of lr 0.4, meta-batch 32; 20-way
+    5 steps of lr 0.1, meta-batch 16; 3 (5-way) or 5 (20-way) steps at test; K queries per class in training;
+    Adam 1e-3, 60,000 iterations."""
+    five = ways == 5
+    return Settings(
+        algo=algo,
+        hparams={
+            "inner_lr": 0.4 if five else 0.1,
+            "inner_steps": 1 if five else 5,
+            "test_inner_steps": 3 if five else 5,
+            **hparams,
+        },
+        ways=ways,
+        shots=shots,
+        queries=shots,
+        meta_batch=32 if five else 16,
+        iterations=60_000,
+        outer_lr=1e-3,
+    )
+
+
+FINN = "Finn et al. 2017, Table 1"
+RECIPES: dict[str, Recipe] = {
+    recipe.name: recipe
+    for recipe in (
+        Recipe("maml-5w1s", maml_settings(5, 1), 98.7, FINN),
+        Recipe("fomaml-5w1s", maml_settings(5, 1, "fomaml"), 98.3, FINN + " (first-order approximation)"),
+        Recipe(
+            "maml-dropout-5w1s",
+            maml_settings(5, 1, meta_dropout="learned"),
+            None,
+            "Lee et al. 2020 report 20-way only; target: above plain MAML on the same tasks",
+        ),
+        Recipe(
+            "maml-masks-5w1s",
+            maml_settings(5, 1, meta_dropout="consistent"),
+            None,
+            "the seed project's consistent-mask dropout; no published Omniglot figure on this protocol",
+        ),
+        Recipe("maml-20w1s", maml_settings(20, 1), 95.8, FINN),
+        Recipe("maml-dropout-20w1s", maml_settings(20, 1, meta_dropout="learned"), 96.63, "Lee et al. 2020, Table 1"),
+        Recipe("maml-5w5s", maml_settings(5, 5), 99.9, FINN),
+        Recipe(
+            "metanet-embedding-5w1s",
+            Settings(algo="metanet-embedding", ways=5, shots=1, queries=5, meta_batch=32, iterations=20_000),
+            None,
+            "the seed project's metric variant; no published figure on this protocol",
+        ),
+        Recipe(
+            "metanet-5w1s",
+            Settings(algo="metanet", ways=5, shots=1, queries=5, meta_batch=8, iterations=20_000, clip_grad=10.0),
+            98.95,
+            "Munkhdalai & Yu 2017, Table 1",
+        ),
+    )
+}
+
+
+def add(recipe: Recipe) -> Recipe:
+    """Register a recipe (the algorithms added later bring their own)."""
+    RECIPES[recipe.name] = recipe
+    return recipe
