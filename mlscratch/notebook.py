@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .data import load_splits
+from .data.splits import load_characters as load_all_characters
 from .device import resolve_device
 from .errors import ConfigError
 from .experiment import Experiment, Settings, run
@@ -116,8 +118,6 @@ def load_data(
     "synthetic", or a folder with one subfolder of images per class.
     When the result is synthetic, a notice says so: numbers from it are not Omniglot numbers.
     """
-    from .data import load_splits
-
     splits = load_splits(dataset, protocol, root=root, image_size=image_size, split_seed=split_seed)
     _say_where_from(splits, dataset)
     return splits
@@ -125,9 +125,7 @@ def load_data(
 
 def load_characters(dataset: str = "auto", root: str | None = None, image_size: int = 28):
     """All characters with their alphabets and drawers (`Omniglot` or `SyntheticGlyphs`), for a tour of the data."""
-    from .data.splits import load_characters as load
-
-    characters = load(dataset, root, image_size)
+    characters = load_all_characters(dataset, root, image_size)
     if characters is None:
         raise ConfigError(f"{dataset!r} is a folder of class folders: it has no alphabets or drawers to tour")
     _say_where_from(characters, dataset)

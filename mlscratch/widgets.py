@@ -20,9 +20,13 @@ from functools import partial
 from html import escape
 
 import ipywidgets as widgets
+import matplotlib.pyplot as plt
 
 from .errors import MlscratchError
-from .notebook import in_notebook
+from .notebook import in_notebook, train_and_evaluate
+from .plots import plot_history, plot_inner_steps
+from .tasks import TaskSampler
+from .viz import show_task
 
 Compute = Callable[..., object]  # compute(**values) -> Figure | str | (Figure | None, str | None)
 
@@ -59,8 +63,6 @@ def control(name: str, spec: object) -> widgets.ValueWidget:
 
 def figure_png(figure: object) -> bytes:
     """PNG bytes of a matplotlib figure, which is then closed (so it is not shown twice)."""
-    import matplotlib.pyplot as plt
-
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
     plt.close(figure)
@@ -165,9 +167,6 @@ def panel(
 
 def draw_task(splits: dict, n_way: int, k_shot: int, k_query: int, split: str, seed: int) -> tuple[object, str]:
     """One N-way K-shot task from `splits[split]`, drawn with `seed`: (figure, one-line description)."""
-    from .tasks import TaskSampler
-    from .viz import show_task
-
     classes = splits[split]
     task = TaskSampler(classes, n_way, k_shot, k_query, batch_size=1, seed=seed).sample()
     figure = show_task(task)
@@ -201,10 +200,6 @@ def task_explorer(
 
 def experiment_figure(experiment: object) -> object:
     """Training loss and accuracy, and test accuracy against inner steps, side by side."""
-    import matplotlib.pyplot as plt
-
-    from .plots import plot_history, plot_inner_steps
-
     figure, axes = plt.subplots(1, 3, figsize=(14, 3.4))
     plot_history(experiment.history, ax=axes[:2], smooth=max(1, min(20, len(experiment.history.iteration) // 5)))
     if experiment.result.step_accuracies:
@@ -217,8 +212,6 @@ def experiment_figure(experiment: object) -> object:
 
 def run_experiment(splits: dict, algo: str, settings: dict, **values: object) -> tuple[object, str]:
     """compute() of a training panel: values of the controls + fixed settings -> (figure, summary)."""
-    from .notebook import train_and_evaluate
-
     experiment = train_and_evaluate(splits, algo, **{**settings, **values})
     return experiment_figure(experiment), experiment.summary()
 

@@ -93,3 +93,14 @@ def test_bad_task_count():
     with pytest.raises(ConfigError):
         evaluate(Constant(), sampler(), 0)
     assert math.isfinite(evaluate(Constant(), sampler(), 1).accuracy)
+
+
+def test_headline_is_after_test_inner_steps_whatever_the_curve_shows():
+    learner, tasks = maml(), sampler()  # test_inner_steps=2
+    short = evaluate(learner, tasks, 8, steps=1)
+    long = evaluate(learner, tasks, 8, steps=5)
+    plain = evaluate(learner, tasks, 8, per_step=False)
+    assert len(short.step_accuracies) == 2 and len(long.step_accuracies) == 6
+    assert short.task_accuracies == pytest.approx(plain.task_accuracies)
+    assert long.task_accuracies == pytest.approx(plain.task_accuracies)
+    assert long.step_accuracies[2] == pytest.approx(plain.accuracy)

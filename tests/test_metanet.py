@@ -331,3 +331,8 @@ def test_cli_trains_and_evaluates_through_the_one_trainer(algo, tmp_path):
         == 0
     )
     assert json.loads((tmp_path / "eval.json").read_text())["test_accuracy"] == report["test_accuracy"]
+
+
+def test_learned_noise_is_refused_without_an_inner_loop():
+    with pytest.raises(ConfigError, match="no inner loop"):
+        build("metanet-embedding", meta_dropout="learned")
