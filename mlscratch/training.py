@@ -94,13 +94,15 @@ def fit(
     seed: int = 0,
     progress: bool = True,
     metadata: dict | None = None,
+    max_seconds: float | None = None,
 ) -> History:
     """Meta-train `learner` for `iterations` meta-batches from `train_sampler`; returns the History.
 
     val_sampler: every `val_every` iterations (and at the end) record accuracy on `val_tasks` tasks
     (the same tasks each time). checkpoint: written every `checkpoint_every` iterations and at the end;
     with resume=True an existing checkpoint there is loaded and training continues exactly where it
-    stopped (same seed -> same numbers as an uninterrupted run). Raises TrainingDiverged on NaN/inf loss.
+    stopped (same seed -> same numbers as an uninterrupted run). max_seconds: also stop once this much
+    training time is spent (equal-budget comparisons). Raises TrainingDiverged on NaN/inf loss.
     """
     if not isinstance(iterations, int) or iterations < 0:
         raise ConfigError(f"iterations must be an integer >= 0, got {iterations!r}")
@@ -166,6 +168,9 @@ def fit(
                 postfix["val"] = f"{history.val_accuracy[-1]:.1f}%"
             bar.set_postfix(postfix, refresh=False)
             bar.update()
-            if checkpoint is not None and (iteration % checkpoint_every == 0 or iteration == iterations):
+            out_of_time = max_seconds is not None and elapsed >= max_seconds
+            if checkpoint is not None and (iteration % checkpoint_every == 0 or iteration == iterations or out_of_time):
                 save(iteration)
+            if out_of_time:
+                break
     return history
