@@ -13,6 +13,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("zoo", help="trained models: list, train from their recipes, verify")
     sub = parser.add_subparsers(dest="zoo_command", required=True, metavar="SUBCOMMAND")
     listing = sub.add_parser("list", help="every recipe: accuracy +- 95%% CI, the paper's figure, budget, device")
+    listing.add_argument("--markdown", action="store_true", help="print a Markdown table (for the README)")
     listing.set_defaults(func=run_list)
     train = sub.add_parser("train", help="train NAME from its recipe (resumes runs/zoo/NAME/checkpoint.pt exactly)")
     train.add_argument("name", choices=list(zoo.RECIPES))
@@ -46,6 +47,9 @@ def run_list(args: argparse.Namespace) -> int:
             continue
         result = record["result"]
         rows.append((name, recipe.setting, f"{result['accuracy']:.2f} ± {result['ci95']:.2f}", paper, budget(record)))
+    if args.markdown:
+        print("\n".join("| " + " | ".join(row) + " |" for row in [rows[0], ["---"] * len(rows[0]), *rows[1:]]))
+        return 0
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
