@@ -8,11 +8,13 @@ from ..errors import ConfigError
 from .base import MetaLearner, query_loss
 from .fomaml import FOMAML
 from .maml import MAML
+from .matching import MatchingNetwork
 from .metanet import MetaNetwork
 from .metanet_embedding import MetaNetEmbedding
+from .protonet import ProtoNet
 
 ALGORITHMS: dict[str, type[MetaLearner]] = {
-    learner.name: learner for learner in (MAML, FOMAML, MetaNetwork, MetaNetEmbedding)
+    learner.name: learner for learner in (MAML, FOMAML, MetaNetwork, MetaNetEmbedding, ProtoNet, MatchingNetwork)
 }
 
 
@@ -40,9 +42,11 @@ __all__ = [
     "ALGORITHMS",
     "FOMAML",
     "MAML",
+    "MatchingNetwork",
     "MetaLearner",
     "MetaNetEmbedding",
     "MetaNetwork",
+    "ProtoNet",
     "build",
     "learner_class",
     "query_loss",

@@ -85,6 +85,30 @@ RECIPES: dict[str, Recipe] = {
             98.95,
             "Munkhdalai & Yu 2017, Table 1",
         ),
+        Recipe(
+            "protonet-5w1s",
+            Settings(
+                algo="protonet",
+                hparams={"lr_halving": 200},
+                ways=5,
+                shots=1,
+                queries=5,
+                train_ways=60,
+                meta_batch=1,
+                iterations=500,
+                val_every=100,
+            ),
+            98.8,
+            "Snell et al. 2017, Table 1",
+            "60-way training episodes with 5 queries per class as in the paper; its learning-rate halving every "
+            "2,000 episodes is compressed to every 200 for a CPU budget of 500 episodes",
+        ),
+        Recipe(
+            "matching-5w1s",
+            Settings(algo="matching", ways=5, shots=1, queries=5, meta_batch=16, iterations=500, val_every=100),
+            98.1,
+            "Vinyals et al. 2016, Table 1 (cosine, no full context embeddings on Omniglot)",
+        ),
     )
 }
 
