@@ -107,3 +107,44 @@ def test_a_failing_chapter_gives_exit_code_1_and_the_rest_still_runs(tmp_path, c
 def test_missing_chapters_folder_is_a_one_line_error(tmp_path, capsys):
     assert main(["chapters", "run", "--dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 2
     assert "chapters folder" in capsys.readouterr().err
+
+
+FIGURE_AND_WIDGET = (
+    "import matplotlib\n"
+    "matplotlib.use('module://matplotlib_inline.backend_inline')\n"
+    "import ipywidgets\n"
+    "import matplotlib.pyplot as plt\n"
+    "from mlscratch.notebook import report\n"
+    "plt.plot([0, steps], [0, 1])\n"
+    "plt.show()\n"
+    "display(ipywidgets.IntSlider(value=steps))\n"
+    "report(steps=steps, accuracy=0.75)\n"
+)
+
+
+def test_html_writes_a_page_per_chapter_with_figures_and_an_index(tmp_path):
+    book = tmp_path / "book"
+    book.mkdir()
+    write_chapter(book, "01_demo.ipynb", FIGURE_AND_WIDGET)
+    write_chapter(book, "02_broken.ipynb", "raise ValueError('deliberately broken')")
+    out = tmp_path / "out"
+    assert main(["chapters", "run", "--quick", "--html", "--dir", str(book), "--out", str(out)]) == 1
+    page = (out / "01_demo.html").read_text()
+    assert "data:image/png;base64," in page  # the figure is inside the page, no side files
+    assert "live panel" in page and "IntSlider(" not in page  # widgets become a note, not their repr
+    assert "deliberately broken" in (out / "02_broken.html").read_text()  # a failed chapter shows its error
+    results = json.loads((out / "summary.json").read_text())["chapters"]
+    assert [r["html"] for r in results] == [str(out / "01_demo.html"), str(out / "02_broken.html")]
+    index = (out / "index.html").read_text()
+    assert '<a href="01_demo.html">01_demo</a>' in index and '<a href="02_broken.html">02_broken</a>' in index
+    assert "accuracy = 0.75" in index and "failed" in index and f"{results[0]['seconds']:.1f}" in index
+
+
+def test_without_html_no_pages_are_written(tmp_path):
+    book = tmp_path / "book"
+    book.mkdir()
+    write_chapter(book, "01_demo.ipynb", REPORT)
+    out = tmp_path / "out"
+    assert main(["chapters", "run", "--quick", "--dir", str(book), "--out", str(out)]) == 0
+    assert not list(out.glob("*.html"))
+    assert json.loads((out / "summary.json").read_text())["chapters"][0]["html"] is None

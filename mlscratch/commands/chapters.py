@@ -8,6 +8,9 @@ that `--quick` injects, so the reader sees both side by side:
 
 Chapters call `mlscratch.notebook.report(**metrics)`; the runner reads those
 outputs back from the executed notebook and puts them in `summary.json`.
+With `--html` each executed chapter is also written as a standalone HTML page
+(figures embedded), with an `index.html` listing chapters, times and metrics:
+results to look at without a kernel.
 """
 
 from __future__ import annotations
@@ -15,18 +18,20 @@ from __future__ import annotations
 import argparse
 import ast
 import json
-import os
 import re
 import sys
-import tempfile
 import time
+from html import escape
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..io import write_json, write_text
 from ..notebook import METRICS_MIMETYPE
 
 DEFAULT_OUT = Path("runs/chapters")
 QUICK_VALUE = re.compile(r"^\s*(?P<name>[A-Za-z_]\w*)\s*=.*#.*\bquick:\s*(?P<value>.+?)\s*$")
+WIDGET_MIMETYPE = "application/vnd.jupyter.widget-view+json"
+LIVE_PANEL_NOTE = "<p><i>A live panel: open this chapter in JupyterLab and run it to use the controls.</i></p>"
 
 
 def default_chapters_dir() -> Path:
@@ -119,6 +124,7 @@ def run_chapter(path: Path, out_dir: Path, parameters: dict, kernel: str) -> dic
         "metrics": metrics,
         "parameters": parameters,
         "notebook": str(output),
+        "html": None,
         "error": error,
     }
 
@@ -141,17 +147,67 @@ def format_table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_json_atomic(path: Path, payload: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def without_live_widgets(notebook: dict) -> dict:
+    """Widget outputs replaced by a short note: a saved notebook has no widget state to draw them from."""
+    for cell in notebook["cells"]:
+        for output in cell.get("outputs", []):
+            if WIDGET_MIMETYPE in output.get("data", {}):
+                output["data"] = {"text/html": LIVE_PANEL_NOTE}
+    return notebook
+
+
+def check_nbconvert() -> None:
+    """--html needs nbconvert (installed with JupyterLab); say so before running anything."""
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle, indent=2)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        import nbconvert  # noqa: F401
+    except ImportError as error:
+        raise ConfigError("--html needs nbconvert: pip install nbconvert (or pip install -e '.[notebooks]')") from error
+
+
+def export_html(notebook_path: Path) -> Path:
+    """Write an executed notebook as a standalone HTML page beside it, figures embedded."""
+    import nbconvert
+    import nbformat
+
+    notebook = nbformat.read(notebook_path, as_version=4)
+    body, _ = nbconvert.HTMLExporter(embed_images=True).from_notebook_node(without_live_widgets(notebook))
+    return write_text(body, notebook_path.with_suffix(".html"))
+
+
+def index_row(result: dict) -> str:
+    """One table row of index.html: chapter (linked to its page), status, seconds, metrics."""
+    name = escape(result["chapter"])
+    link = f'<a href="{escape(Path(result["html"]).name)}">{name}</a>' if result["html"] else name
+    metrics = "<br>".join(f"{escape(k)} = {escape(format_metric(v))}" for k, v in result["metrics"].items())
+    error = f'<br><span class="error">{escape(result["error"])}</span>' if result["error"] else ""
+    notebook = escape(Path(result["notebook"]).name)
+    return (
+        f'<tr><td>{link}<br><a class="small" href="{notebook}">{notebook}</a></td>'
+        f'<td class="{escape(result["status"])}">{escape(result["status"])}{error}</td>'
+        f'<td class="num">{result["seconds"]:.1f}</td><td>{metrics}</td></tr>'
+    )
+
+
+INDEX_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>mlscratch chapters</title>
+<style>
+body {{ font-family: sans-serif; margin: 2em; }} table {{ border-collapse: collapse; }}
+td, th {{ border: 1px solid #ccc; padding: 0.4em 0.8em; text-align: left; vertical-align: top; }}
+.num {{ text-align: right; }} .ok {{ color: #176b2c; }} .failed, .error {{ color: #b00020; }}
+.small {{ font-size: 80%; }}
+</style></head><body>
+<h1>mlscratch chapters</h1>
+<p>{settings}. Each chapter's page shows its text, code, printed results and figures; no kernel needed.</p>
+<table><tr><th>chapter</th><th>status</th><th>seconds</th><th>reported metrics</th></tr>
+{rows}
+</table></body></html>
+"""
+
+
+def index_html(results: list[dict], quick: bool) -> str:
+    """The index page: one row per chapter."""
+    settings = "Smoke settings (<code>--quick</code>)" if quick else "Teaching defaults"
+    return INDEX_PAGE.format(settings=settings, rows="\n".join(index_row(r) for r in results))
 
 
 def parse_assignments(pairs: list[str]) -> dict:
@@ -173,19 +229,26 @@ def run(args: argparse.Namespace) -> int:
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     overrides = parse_assignments(args.param)
+    if args.html:
+        check_nbconvert()
     results = []
     for path in chapters:
         parameters = {**(quick_parameters(path) if args.quick else {}), **overrides}
         shown = " ".join(f"{k}={v!r}" for k, v in parameters.items()) or "defaults"
         print(f"running {path.stem} ({shown}) ...", flush=True)
         result = run_chapter(path, out_dir, parameters, args.kernel)
+        if args.html and Path(result["notebook"]).exists():
+            result["html"] = str(export_html(Path(result["notebook"])))
         print(f"  {result['status']} in {result['seconds']:.1f} s", flush=True)
         results.append(result)
     summary = {"quick": args.quick, "python": sys.executable, "chapters": results}
-    write_json_atomic(out_dir / "summary.json", summary)
+    write_json(summary, out_dir / "summary.json")
     print()
     print(format_table(results))
     print(f"\nexecuted notebooks and summary.json in {out_dir}")
+    if args.html:
+        index = write_text(index_html(results, args.quick), out_dir / "index.html")
+        print(f"HTML pages: open {index} in a browser")
     return 0 if all(r["status"] == "ok" for r in results) else 1
 
 
@@ -196,9 +259,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "run",
         help="execute chapters with papermill and write a summary",
         description="Execute the chapters with papermill (kernel python3 of this environment, working directory = "
-        "the chapters folder) and write the executed notebooks plus summary.json. Exit code 1 if any chapter fails.",
+        "the chapters folder) and write the executed notebooks plus summary.json (with --html: HTML pages and "
+        "index.html too). Exit code 1 if any chapter fails.",
     )
     runner.add_argument("--quick", action="store_true", help="inject each chapter's `# quick:` smoke parameters")
+    runner.add_argument(
+        "--html",
+        action="store_true",
+        help="also write each executed chapter as a standalone HTML page and an index.html listing them",
+    )
     runner.add_argument("--only", nargs="+", metavar="NN", help="run only chapters whose name starts with these")
     runner.add_argument("--out", default=str(DEFAULT_OUT), help=f"output folder (default: {DEFAULT_OUT})")
     runner.add_argument("--dir", default=None, help="chapters folder (default: ./chapters)")
