@@ -105,7 +105,7 @@ RECIPES: dict[str, Recipe] = {
         ),
         Recipe(
             "matching-5w1s",
-            Settings(algo="matching", ways=5, shots=1, queries=5, meta_batch=16, iterations=500, val_every=100),
+            Settings(algo="matching", ways=5, shots=1, queries=5, meta_batch=8, iterations=1000, val_every=100),
             98.1,
             "Vinyals et al. 2016, Table 1 (cosine, no full context embeddings on Omniglot)",
         ),
