@@ -151,3 +151,31 @@ __all__ = [
     "task_scope",
     "unfused",
 ]
+
+
+# --- a stateful update rule ---------------------------------------------------------------------------
+
+
+def adam(lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> UpdateRule:
+    """Adam (Kingma & Ba 2015) as an inner-loop rule: p - lr * m_hat / (sqrt(v_hat) + eps), per weight.
+
+    m, v: running means of g and g*g, bias-corrected by 1 - beta**t after t steps. The rule keeps them, so it is
+    stateful: build a fresh rule for every task (Reptile's inner loop does). Differentiable like `sgd`.
+    """
+    beta1, beta2 = betas
+    state: dict = {"t": 0, "m": {}, "v": {}}
+
+    def update(params: Params, grads: Params) -> Params:
+        state["t"] += 1
+        t, new = state["t"], {}
+        for name, p in params.items():
+            g = grads[name]
+            m = state["m"][name] = beta1 * state["m"].get(name, 0.0) + (1 - beta1) * g
+            v = state["v"][name] = beta2 * state["v"].get(name, 0.0) + (1 - beta2) * g * g
+            new[name] = p - lr * (m / (1 - beta1**t)) / ((v / (1 - beta2**t)).sqrt() + eps)
+        return new
+
+    return update
+
+
+__all__ += ["adam"]

@@ -11,10 +11,14 @@ from .maml import MAML
 from .matching import MatchingNetwork
 from .metanet import MetaNetwork
 from .metanet_embedding import MetaNetEmbedding
+from .metasgd import MetaSGD
+from .protomaml import ProtoMAML
 from .protonet import ProtoNet
+from .reptile import Reptile
 
 ALGORITHMS: dict[str, type[MetaLearner]] = {
-    learner.name: learner for learner in (MAML, FOMAML, MetaNetwork, MetaNetEmbedding, ProtoNet, MatchingNetwork)
+    learner.name: learner
+    for learner in (MAML, FOMAML, MetaNetwork, MetaNetEmbedding, ProtoNet, MatchingNetwork, Reptile, ProtoMAML, MetaSGD)
 }
 
 
@@ -46,7 +50,10 @@ __all__ = [
     "MetaLearner",
     "MetaNetEmbedding",
     "MetaNetwork",
+    "MetaSGD",
+    "ProtoMAML",
     "ProtoNet",
+    "Reptile",
     "build",
     "learner_class",
     "query_loss",
