@@ -49,7 +49,7 @@ CHROMIUM_FLAGS = [  # the machine may have no network: nothing that phones home 
     "--disable-sync",
 ]
 NEWS_OFF = {"fetchNews": "false", "checkForUpdates": False}  # the first-run "Jupyter news?" toast
-BROWSER_SETTINGS = {"02": {"panel_iterations": 2}}  # on top of the quick values: a panel run of seconds
+BROWSER_SETTINGS: dict[str, dict] = {}  # extra values on top of the quick ones (the quick ones suffice today)
 NOTEBOOK = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook on show
 # the status bar's kernel item, e.g. "Python 3 (ipykernel) | Idle"; "No Kernel | Idle" comes before it starts
 KERNEL_IDLE = (
