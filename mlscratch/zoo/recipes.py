@@ -105,9 +105,21 @@ RECIPES: dict[str, Recipe] = {
         ),
         Recipe(
             "matching-5w1s",
-            Settings(algo="matching", ways=5, shots=1, queries=5, meta_batch=8, iterations=1000, val_every=100),
+            Settings(
+                algo="matching",
+                hparams={"temperature": 0.1},
+                ways=5,
+                shots=1,
+                queries=5,
+                meta_batch=8,
+                iterations=1600,
+                val_every=100,
+            ),
             98.1,
             "Vinyals et al. 2016, Table 1 (cosine, no full context embeddings on Omniglot)",
+            "5-way episodes as in the paper, with the cosine similarities divided by a temperature of 0.1: at the "
+            "paper's 1 the bounded scores train slowly (validation accuracy after 500 iterations: 86.5% at 1, "
+            "95.9% at 0.1)",
         ),
         Recipe(
             "reptile-5w1s",
