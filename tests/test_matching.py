@@ -210,3 +210,18 @@ def test_cli_flag_the_algorithm_does_not_take_exits_2_naming_it(capsys):
 
     assert main(["train", "--algo", "matching", *TINY_CLI, "--inner-steps", "2"]) == 2
     assert "matching does not take --inner-steps" in capsys.readouterr().err
+
+
+def test_plot_attention_draws_one_row_per_chosen_query():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mlscratch.metric_plots import plot_attention
+
+    batch = tasks()
+    figure = plot_attention(tiny(), *one_task(batch), batch.query_y[0], per_class=1)
+    heat = [ax for ax in figure.axes if ax.images and ax.images[0].get_array().shape == (N_WAY, N_WAY * K_SHOT)]
+    assert len(heat) == 1  # one row per chosen query, one column per support image
+    plt.close(figure)

@@ -193,3 +193,32 @@ def test_cli_flag_the_algorithm_does_not_take_exits_2_naming_it(capsys):
 
     assert main(["train", "--algo", "protonet", *TINY_CLI, "--inner-lr", "0.1"]) == 2
     assert "protonet does not take --inner-lr" in capsys.readouterr().err
+
+
+def test_prototype_plane_contains_three_prototypes_so_the_picture_is_exact():
+    from mlscratch.metric_plots import prototype_plane
+
+    torch.manual_seed(0)
+    centres, queries = torch.randn(3, 16), torch.randn(20, 16)
+    origin, directions = prototype_plane(centres, queries)
+    torch.testing.assert_close(directions @ directions.T, torch.eye(2), atol=1e-5, rtol=0)
+    on_plane = origin + (centres - origin) @ directions.T @ directions
+    torch.testing.assert_close(on_plane, centres, atol=1e-5, rtol=0)  # the prototypes lie in the plane
+    projected = origin + (queries - origin) @ directions.T @ directions
+    assert torch.equal(torch.cdist(projected, centres).argmin(-1), torch.cdist(queries, centres).argmin(-1))
+    origin, directions = prototype_plane(centres[:2], queries)  # two ways: the line through them + one more
+    assert directions.shape == (2, 16)
+    torch.testing.assert_close(directions @ directions.T, torch.eye(2), atol=1e-5, rtol=0)
+
+
+def test_plot_prototypes_draws_a_task():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mlscratch.metric_plots import plot_prototypes
+
+    figure = plot_prototypes(tiny(), *one_task(tasks())[:3], tasks().query_y[0], resolution=20)
+    assert "3-way 2-shot" in figure.axes[0].get_title()
+    plt.close(figure)
