@@ -102,5 +102,5 @@ def test_wrong_ways_for_a_checkpoint(trained, capsys):
 
 def test_unknown_algorithm_is_an_argparse_error(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["train", "--algo", "reptile"])
+        main(["train", "--algo", "no-such-algorithm"])
     assert exit_info.value.code == 2 and "invalid choice" in capsys.readouterr().err
