@@ -2,6 +2,10 @@
 
 For learners that adapt by gradient steps (they implement `adaptation_logits`),
 it also reports accuracy before adaptation and after each inner step.
+
+Tasks are drawn `sampler.batch_size` at a time (EVAL_BATCH = 25 in the experiments) and each batch goes to the
+learner in one call, which runs its tasks in a loop or batched by vmap (`MetaLearner.resolved_execution`);
+the result records that choice and its reason (`execution`).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ class EvaluationResult:
     n_way: int
     k_shot: int
     k_query: int
+    execution: str | None = None  # how the learner ran its tasks, and why (MetaLearner.execution_reason)
 
     @property
     def before_adaptation(self) -> float | None:
@@ -133,4 +138,5 @@ def evaluate(
         sampler.n_way,
         sampler.k_shot,
         sampler.k_query,
+        getattr(learner, "execution_reason", None),
     )

@@ -104,3 +104,26 @@ def test_headline_is_after_test_inner_steps_whatever_the_curve_shows():
     assert short.task_accuracies == pytest.approx(plain.task_accuracies)
     assert long.task_accuracies == pytest.approx(plain.task_accuracies)
     assert long.step_accuracies[2] == pytest.approx(plain.accuracy)
+
+
+def test_result_records_how_the_learner_ran_its_tasks():
+    assert evaluate(maml(), sampler(), 4).execution.startswith("loop: cpu")  # no outer graph: the loop on a CPU
+
+
+def test_auto_execution_batches_only_many_small_second_order_training_tasks_on_cpu():
+    """MetaLearner.resolved_execution's rule (benchmarks/bench_execution.py measures it), with its reasons."""
+    learner = maml()  # 3-way, second order, execution="auto"
+
+    def pick(tasks=32, queries=1, grad=True, learner=learner):
+        support, query = torch.zeros(tasks, 3, 1, 16, 16), torch.zeros(tasks, 3 * queries, 1, 16, 16)
+        with torch.set_grad_enabled(grad):
+            return learner.resolved_execution(support, query), learner.execution_reason
+
+    assert pick() == ("vmap", "vmap: cpu, 32 tasks x 6 images, second-order meta-training")
+    assert pick(queries=4)[0] == "loop"  # 15 images per task: the loop keeps each task in cache
+    assert pick(tasks=8)[0] == "loop"
+    assert pick(grad=False) == ("loop", "loop: cpu, 32 tasks x 6 images, no second-order graph")  # evaluation
+    assert pick(learner=build("fomaml", n_way=3, image_size=16, width=4))[0] == "loop"
+    assert learner.resolved_execution() == "loop"  # sizes unknown: the loop on a CPU
+    learner.execution = "vmap"
+    assert pick(queries=15) == ("vmap", "vmap: execution='vmap' was asked for")

@@ -86,16 +86,35 @@ class MetaLearner(nn.Module):
         raise NotImplementedError
 
     # --- what the base class builds from it ----------------------------------------------------
-    def resolved_execution(self) -> str:
-        """ "loop" or "vmap": "auto" takes vmap on a GPU, where batching tasks pays, and the loop on a CPU."""
+    def resolved_execution(self, support_x: Tensor | None = None, query_x: Tensor | None = None) -> str:
+        """ "loop" or "vmap" for a batch of tasks (support_x [B, N*K, ...], query_x [B, N*Q, ...]).
+
+        "auto": vmap on a CUDA GPU. On a CPU, vmap only for second-order meta-training on many small tasks (at least
+        16 tasks of at most 12 images, e.g. 5-way 1-shot with 1 query per class), where batching the tiny
+        convolutions beats the per-task overhead; otherwise the loop, whose per-task activations stay in cache
+        (benchmarks/bench_execution.py measures where the two cross). Without the batch: the loop on a CPU.
+        The choice and why are kept in `self.execution_reason`, e.g. "vmap: cpu, 32 tasks x 10 images, ...".
+        """
         if self.execution not in (*EXECUTIONS, "auto"):
             raise ConfigError(f"unknown execution={self.execution!r}; use auto, loop or vmap")
+        parameter = next(self.parameters(), None)
+        device = parameter.device.type if parameter is not None else "cpu"
         if not self.supports_vmap:
-            return "loop"
-        if self.execution == "auto":
-            parameter = next(self.parameters(), None)
-            return "vmap" if parameter is not None and parameter.device.type == "cuda" else "loop"
-        return self.execution
+            choice, reason = "loop", f"{self.name or type(self).__name__} runs its tasks one by one"
+        elif self.execution != "auto":
+            choice, reason = self.execution, f"execution={self.execution!r} was asked for"
+        elif device == "cuda":
+            choice, reason = "vmap", "cuda, batching tasks pays"
+        elif device != "cpu" or support_x is None or query_x is None:
+            choice, reason = "loop", f"{device}, the default without task sizes or a measured rule"
+        else:
+            tasks, images = support_x.shape[0], support_x.shape[1] + query_x.shape[1]
+            second_order = torch.is_grad_enabled() and not getattr(self, "first_order", True)
+            choice = "vmap" if second_order and tasks >= 16 and images <= 12 else "loop"
+            training = "second-order meta-training" if second_order else "no second-order graph"
+            reason = f"cpu, {tasks} tasks x {images} images, {training}"
+        self.execution_reason = f"{choice}: {reason}"
+        return choice
 
     def check_ways(self, support_y: Tensor) -> None:
         """A fixed output layer must have one output per class of the task."""
