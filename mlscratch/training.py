@@ -42,6 +42,7 @@ class History:
     val_accuracy: list[float] = field(default_factory=list)
     val_ci95: list[float] = field(default_factory=list)
     extra: dict[str, list[float]] = field(default_factory=dict)  # any other metrics the learner reports
+    execution: str = ""  # how the learner ran its tasks, and why (MetaLearner.execution_reason)
 
     def record(self, iteration: int, metrics: dict[str, float], seconds: float) -> None:
         self.iteration.append(iteration)
@@ -157,8 +158,11 @@ def fit(
                 schedule.step()
             elapsed += time.perf_counter() - tic
             history.record(iteration, metrics, elapsed)
+            history.execution = getattr(learner, "execution_reason", "")
 
             postfix = {"loss": f"{metrics['loss']:.3f}", "acc": f"{100 * metrics['accuracy']:.1f}%"}
+            if history.execution:
+                postfix["tasks"] = history.execution.split(":")[0]  # "loop" or "vmap"
             if val_sampler is not None and (iteration % val_every == 0 or iteration == iterations):
                 result = evaluate(learner, val_sampler, val_tasks, per_step=False)
                 history.val_iteration.append(iteration)
