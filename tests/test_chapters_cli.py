@@ -10,7 +10,7 @@ pytest.importorskip("papermill")
 nbformat = pytest.importorskip("nbformat")
 
 from mlscratch.cli import main  # noqa: E402
-from mlscratch.commands.chapters import find_chapters, parse_assignments, quick_parameters  # noqa: E402
+from mlscratch.commands.chapters import budget_note, find_chapters, parse_assignments, quick_parameters  # noqa: E402
 from mlscratch.errors import ConfigError  # noqa: E402
 
 
@@ -81,14 +81,25 @@ def test_run_quick_writes_notebooks_and_summary_with_metrics(tmp_path, capsys):
     assert "01_demo" in table and "ok" in table and "accuracy=0.52" in table
 
 
-def test_defaults_without_quick_and_overrides_with_p(tmp_path):
+def test_defaults_without_quick_and_overrides_with_p(tmp_path, capfd):
     book = tmp_path / "book"
     book.mkdir()
     write_chapter(book, "01_demo.ipynb", REPORT)
     out = tmp_path / "out"
     assert main(["chapters", "run", "--dir", str(book), "--out", str(out), "-p", "label=custom"]) == 0
-    metrics = json.loads((out / "summary.json").read_text())["chapters"][0]["metrics"]
-    assert metrics["steps"] == 10 and metrics["label"] == "custom"
+    (result,) = json.loads((out / "summary.json").read_text())["chapters"]
+    assert result["metrics"]["steps"] == 10 and result["metrics"]["label"] == "custom"
+    assert result["budget_seconds"] == 300
+    printed = capfd.readouterr()
+    assert "of 5 min" in printed.out  # the time against the budget, per chapter and in the table
+    assert "01_demo:" in printed.err and "cell" in printed.err  # a progress bar over the chapter's cells
+    assert "without encryption" not in printed.out + printed.err  # the kernel's warning nobody can act on
+
+
+def test_budget_note_flags_a_chapter_over_five_minutes():
+    assert budget_note(150, quick=False) == "50% of 5 min"
+    assert budget_note(330, quick=False) == "110% of 5 min OVER"
+    assert budget_note(330, quick=True) == ""
 
 
 def test_a_failing_chapter_gives_exit_code_1_and_the_rest_still_runs(tmp_path, capsys):

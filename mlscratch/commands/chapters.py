@@ -32,6 +32,10 @@ DEFAULT_OUT = Path("runs/chapters")
 QUICK_VALUE = re.compile(r"^\s*(?P<name>[A-Za-z_]\w*)\s*=.*#.*\bquick:\s*(?P<value>.+?)\s*$")
 WIDGET_MIMETYPE = "application/vnd.jupyter.widget-view+json"
 LIVE_PANEL_NOTE = "<p><i>A live panel: open this chapter in JupyterLab and run it to use the controls.</i></p>"
+BUDGET_SECONDS = 300  # every chapter at its defaults within 5 minutes on 2 CPU cores
+# The kernel's "running over TCP without encryption" warning concerns a local kernel that only papermill talks to:
+# nothing for the reader to act on, so the kernel logs errors only.
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 
 
 def default_chapters_dir() -> Path:
@@ -95,8 +99,10 @@ def collect_metrics(notebook: dict) -> dict:
     return metrics
 
 
-def run_chapter(path: Path, out_dir: Path, parameters: dict, kernel: str) -> dict:
-    """Execute one chapter (cwd = its folder) into out_dir; never raises for a failing notebook."""
+def run_chapter(path: Path, out_dir: Path, parameters: dict, kernel: str, progress: bool = True) -> dict:
+    """Execute one chapter (cwd = its folder) into out_dir; never raises for a failing notebook.
+
+    progress: a bar over the chapter's cells (papermill's, on stderr), so a long chapter shows where it is."""
     import papermill
 
     output = out_dir / path.name
@@ -109,7 +115,8 @@ def run_chapter(path: Path, out_dir: Path, parameters: dict, kernel: str) -> dic
             parameters=parameters,
             kernel_name=kernel,
             cwd=str(path.parent),
-            progress_bar=False,
+            progress_bar={"desc": path.stem, "leave": False} if progress else False,
+            extra_arguments=KERNEL_ARGUMENTS,
         )
     except papermill.PapermillExecutionError as failure:
         status, error = "failed", f"cell {failure.exec_count}: {failure.ename}: {failure.evalue}"
@@ -135,13 +142,22 @@ def format_metric(value: object) -> str:
     return str(value)
 
 
-def format_table(results: list[dict]) -> str:
-    """One line per chapter: status, seconds, metrics."""
+def budget_note(seconds: float, quick: bool) -> str:
+    """Time against the 5-minute budget of a chapter at its defaults ("" for smoke runs, which have none)."""
+    if quick:
+        return ""
+    share = seconds / BUDGET_SECONDS
+    return f"{share:.0%} of 5 min" + (" OVER" if share > 1 else "")
+
+
+def format_table(results: list[dict], quick: bool = True) -> str:
+    """One line per chapter: status, seconds (against the 5-minute budget at defaults), metrics."""
     width = max([len("chapter")] + [len(r["chapter"]) for r in results])
-    lines = [f"{'chapter':<{width}}  status  seconds  metrics"]
+    lines = [f"{'chapter':<{width}}  status  seconds  {'budget' if not quick else '':<16}  metrics"]
     for r in results:
         metrics = ", ".join(f"{k}={format_metric(v)}" for k, v in r["metrics"].items())
-        lines.append(f"{r['chapter']:<{width}}  {r['status']:<6}  {r['seconds']:>7.1f}  {metrics}")
+        budget = budget_note(r["seconds"], quick)
+        lines.append(f"{r['chapter']:<{width}}  {r['status']:<6}  {r['seconds']:>7.1f}  {budget:<16}  {metrics}")
         if r["error"]:
             lines.append(f"{'':<{width}}  error: {r['error']}")
     return "\n".join(lines)
@@ -236,15 +252,17 @@ def run(args: argparse.Namespace) -> int:
         parameters = {**(quick_parameters(path) if args.quick else {}), **overrides}
         shown = " ".join(f"{k}={v!r}" for k, v in parameters.items()) or "defaults"
         print(f"running {path.stem} ({shown}) ...", flush=True)
-        result = run_chapter(path, out_dir, parameters, args.kernel)
+        result = run_chapter(path, out_dir, parameters, args.kernel, progress=not args.no_progress)
+        result["budget_seconds"] = None if args.quick else BUDGET_SECONDS
         if args.html and Path(result["notebook"]).exists():
             result["html"] = str(export_html(Path(result["notebook"])))
-        print(f"  {result['status']} in {result['seconds']:.1f} s", flush=True)
+        budget = budget_note(result["seconds"], args.quick)
+        print(f"  {result['status']} in {result['seconds']:.1f} s" + (f" ({budget})" if budget else ""), flush=True)
         results.append(result)
     summary = {"quick": args.quick, "python": sys.executable, "chapters": results}
     write_json(summary, out_dir / "summary.json")
     print()
-    print(format_table(results))
+    print(format_table(results, args.quick))
     print(f"\nexecuted notebooks and summary.json in {out_dir}")
     if args.html:
         index = write_text(index_html(results, args.quick), out_dir / "index.html")
@@ -280,4 +298,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="override a parameter in every chapter run, e.g. -p dataset=synthetic",
     )
     runner.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: python3)")
+    runner.add_argument("--no-progress", action="store_true", help="no progress bar over each chapter's cells")
     runner.set_defaults(func=run)
