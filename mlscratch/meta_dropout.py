@@ -19,6 +19,10 @@ Conv4-shaped backbone (`blocks[i].conv`, `blocks[i].perturb`, `head`) by `instal
   Noise is sampled only on the support set during the inner loop (in training one draw per inner
   step; in evaluation the support loss is averaged over `eval_samples` draws, 30 in the paper);
   queries use the deterministic value z = mu_phi(h) and the noise-free logits.
+- "gate" (an ablation, not a published method): the learned variant without its noise. Every pass,
+  support and query, uses z = mu_phi(h) and plain logits, so the generator's convs act as a learned
+  deterministic feature gate softplus(mu_phi(h)) (the same parameters, less the head's noise scale).
+  Comparing it with "learned" tells what the noise (regularisation) adds beyond the extra capacity.
 
 Every task runs inside `task(model)` (an alias of `mlscratch.inner_loop.task_scope`), which clears
 the consistent masks on entry and exit; learners compute their inner-loop loss with
@@ -40,7 +44,7 @@ from torch.func import vmap
 from .errors import ConfigError
 from .inner_loop import task_scope
 
-MODES = ("none", "consistent", "learned")
+MODES = ("none", "consistent", "learned", "gate")
 DEFAULT_RATES = (0.05, 0.10, 0.15, 0.05)  # the seed project's tuned per-block drop rates
 PAPER_EVAL_SAMPLES = 30  # noise draws averaged in the support loss at meta-test time (Lee et al. 2020)
 
@@ -132,10 +136,11 @@ class NoisyConv2d(nn.Conv2d):
             )
         )
         self.on_support = False  # set by `support_pass`: sample the noise
+        self.stochastic = True  # False for the "gate" ablation: never sample
 
     def forward(self, x: Tensor) -> Tensor:
         mu = self.noise(x)
-        z = mu + torch.randn_like(mu) if self.on_support else mu
+        z = mu + torch.randn_like(mu) if self.on_support and self.stochastic else mu
         return super().forward(x) * F.softplus(z)
 
 
@@ -178,9 +183,10 @@ def install(
 ) -> nn.Module:
     """Add Meta Dropout to a Conv4-shaped backbone in place (and return it).
 
-    mode: "none" | "consistent" | "learned". Consistent: `rates` (one per block, default
+    mode: "none" | "consistent" | "learned" | "gate". Consistent: `rates` (one per block, default
     DEFAULT_RATES), `scale`, `mask_query` (see ConsistentDropout). Learned: `eval_samples` noise draws
     averaged in the support loss at evaluation (paper: 30; 0 = no noise at evaluation, faster).
+    Gate: the learned variant's modules with their noise switched off (the ablation).
     """
     if mode not in MODES:
         raise ConfigError(f"unknown meta_dropout mode {mode!r}; use one of {', '.join(MODES)}")
@@ -207,10 +213,12 @@ def install(
     if mode == "consistent":
         for block, rate in zip(blocks, rates, strict=True):
             block.perturb = ConsistentDropout(rate, scale, mask_query)
-    elif mode == "learned":
+    elif mode in ("learned", "gate"):
         for block in blocks:
             block.conv = NoisyConv2d(block.conv)
-        backbone.head = NoisyLinear(backbone.head)
+            block.conv.stochastic = mode == "learned"
+        if mode == "learned":  # the gate has no logit noise, so no head noise scale to learn
+            backbone.head = NoisyLinear(backbone.head)
     backbone.meta_dropout = Settings(mode, rates, scale, mask_query, eval_samples)
     return backbone
 
@@ -243,7 +251,7 @@ def support_loss(model: nn.Module, loss_fn: Callable[[], Tensor]) -> Tensor:
     meta dropout just returns loss_fn().
     """
     settings: Settings = getattr(model, "meta_dropout", Settings())
-    if settings.mode == "none":
+    if settings.mode in ("none", "gate"):  # gate: deterministic, the same on support and queries
         return loss_fn()
     samples = 1
     if settings.mode == "learned" and not model.training:

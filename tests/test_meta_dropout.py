@@ -251,3 +251,26 @@ def test_bad_settings_raise_config_errors(options: dict, match: str) -> None:
         tiny_maml("consistent", **options)
     with pytest.raises(ConfigError, match="unknown meta_dropout mode"):
         tiny_maml("gaussian")
+
+
+# --- the "gate" ablation: the learned variant without its noise ---------------------------------------
+
+
+def test_gate_is_the_learned_generator_without_noise() -> None:
+    """The learned generator's convs (not the head's noise scale), no sampling anywhere, and they still learn."""
+    gate, learned = tiny_maml("gate"), tiny_maml("learned")
+    learned_convs = {n for n in meta_dropout.noise_parameters(learned) if not n.startswith("backbone.head.")}
+    assert meta_dropout.noise_parameters(gate).keys() == learned_convs and len(learned_convs) == 8
+    x = torch.rand(4, 1, 16, 16)
+    with meta_dropout.support_pass(gate.backbone):
+        support = gate.backbone(x), gate.backbone(x)
+    torch.testing.assert_close(support[0], support[1], rtol=0, atol=0)  # no noise on the support set
+    torch.testing.assert_close(support[0], gate.backbone(x), rtol=0, atol=0)  # support == query pass
+    loss, _ = gate.meta_loss(random_batch(2))
+    loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in meta_dropout.noise_parameters(gate).values())
+    mu_block1 = gate.backbone.blocks[0].conv.noise  # the gate is softplus(mu): with mu -> -inf a feature is off
+    with torch.no_grad():
+        mu_block1.bias.fill_(-30.0)
+        mu_block1.weight.zero_()
+    assert gate.backbone.blocks[0].conv(x).abs().max() < 1e-6

@@ -37,7 +37,7 @@ class MAML(MetaLearner):
 
     backbone: a module mapping images [M, C, H, W] to logits [M, n_way] (n_way, in_channels, image_size,
     width and bn then only describe the default Conv4). meta_dropout: feature noise on the support set
-    while adapting, "none" | "consistent" | "learned" (see mlscratch/meta_dropout.py).
+    while adapting, "none" | "consistent" | "learned" | "gate" (see mlscratch/meta_dropout.py).
     """
 
     name = "maml"

@@ -61,9 +61,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--iterations", type=int, default=1000, help="meta-iterations")
     train.add_argument(
         "--meta-dropout",
-        choices=["none", "consistent", "learned"],
+        choices=["none", "consistent", "learned", "gate"],
         default=None,
-        help="feature noise while adapting: per-task dropout masks, or Lee et al.'s learned noise",
+        help="feature noise while adapting: per-task dropout masks, Lee et al.'s learned noise, "
+        "or its noise-free gate (ablation)",
     )
     train.add_argument("--dropout-rates", default=None, help="consistent: drop rate per block, e.g. 0.05,0.1,0.15,0.05")
     train.add_argument(
