@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import random
+import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -199,8 +200,8 @@ class Stopwatch:
 
     @property
     def median(self) -> float:
-        ordered = sorted(self.laps)
-        return ordered[len(ordered) // 2] if ordered else float("nan")
+        """The median lap (the mean of the middle two for an even count); nan before the first lap."""
+        return statistics.median(self.laps) if self.laps else float("nan")
 
 
 @contextmanager

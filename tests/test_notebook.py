@@ -60,6 +60,8 @@ def test_stopwatch_median_and_thread_context():
         with watch:
             sum(range(1000))
     assert len(watch.laps) == 3 and 0 <= watch.median < 1
+    watch.laps = [1.0, 3.0]
+    assert watch.median == 2.0  # a true median: of two laps, their mean (not the slower one)
     before = torch.get_num_threads()
     with torch_threads(1):
         assert torch.get_num_threads() == 1
