@@ -107,7 +107,10 @@ def evaluate(
             torch.manual_seed(seed)
             with tqdm(total=n_tasks, desc="evaluate", unit="task", disable=not progress) as bar:
                 while len(task_accuracies) < n_tasks:
-                    batch = sampler.sample(min(sampler.batch_size, n_tasks - len(task_accuracies))).to(device)
+                    # Always whole batches, cut to the tasks still needed: the first n tasks are then the same
+                    # tasks for every n (a partial batch would draw different ones), so results pair across runs.
+                    batch = sampler.sample()
+                    batch = type(batch)(*(t[: n_tasks - len(task_accuracies)] for t in batch)).to(device)
                     if curve is not None:  # [B, S+1, N*Q, N]
                         per_step_acc = _accuracy(curve(*batch[:3], steps=longest), batch.query_y[:, None])
                         step_accuracies.extend(per_step_acc[:, : shown + 1].cpu())

@@ -61,6 +61,13 @@ def test_deterministic_and_leaves_sampler_learner_and_rng_untouched():
     assert other.task_accuracies != first.task_accuracies
 
 
+def test_the_first_n_tasks_are_the_same_tasks_for_every_n():
+    """A count that is not a multiple of the batch size scores a prefix of the longer run, task by task."""
+    learner, tasks = maml(), sampler(batch_size=4)
+    longer, shorter = evaluate(learner, tasks, 12), evaluate(learner, tasks, 6)
+    assert shorter.task_accuracies == longer.task_accuracies[:6]
+
+
 def test_result_fields_and_per_step_accuracies():
     result = evaluate(maml(), sampler(batch_size=4), 10)  # 4 + 4 + 2 tasks
     assert result.n_tasks == len(result.task_accuracies) == 10
