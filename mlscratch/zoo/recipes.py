@@ -57,7 +57,13 @@ RECIPES: dict[str, Recipe] = {
     recipe.name: recipe
     for recipe in (
         Recipe("maml-5w1s", maml_settings(5, 1), 98.7, FINN),
-        Recipe("fomaml-5w1s", maml_settings(5, 1, "fomaml"), 98.3, FINN + " (first-order approximation)"),
+        Recipe(
+            "fomaml-5w1s",
+            maml_settings(5, 1, "fomaml"),
+            98.3,
+            "Nichol et al. 2018, Table 2 (first-order MAML with transduction; Finn et al. report the first-order "
+            "approximation on MiniImagenet only)",
+        ),
         Recipe(
             "maml-dropout-5w1s",
             maml_settings(5, 1, meta_dropout="learned"),
