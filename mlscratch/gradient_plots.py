@@ -4,6 +4,7 @@
   against the joint-training gradient, and where meta-training ends for 1 and for k inner steps.
 - `plot_learning_rates(learner)`: Meta-SGD's learned per-weight learning rates, per layer and as a picture
   of the first convolution's 3x3 filters.
+- `accuracy_curve(learner, tasks, n_tasks, steps)`: accuracy before and after each of `steps` test inner steps.
 - `first_order_panel(splits)`: train Reptile, ProtoMAML or Meta-SGD for a few iterations and see the result.
 """
 
@@ -17,7 +18,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .evaluation import EvaluationResult, evaluate
 from .notebook import train_and_evaluate
+from .tasks import TaskSampler
 from .widgets import Panel, experiment_figure
 
 # --- Reptile on a 2-D toy: three quadratic tasks -------------------------------------------------------
@@ -120,15 +123,17 @@ def tile_filters(rates: Tensor) -> np.ndarray:
 
 
 def plot_learning_rates(learner: torch.nn.Module, initial: float | None = None):
-    """Meta-SGD's rates: their spread per weight tensor (box: 5-95%) against the initial rate, and the first
-    convolution's rates as 3x3 pictures (one per filter). `learner` has `learning_rates` (MetaSGD)."""
+    """Meta-SGD's rates: their spread per weight tensor (box 25-75%, whiskers 5-95%) against the initial rate,
+    and the first convolution's rates as 3x3 pictures (one per filter). `learner` has `learning_rates` (MetaSGD).
+    The y axis shows zero only when some rate reached it, so that a small spread stays visible."""
     initial = learner.inner_lr if initial is None else initial
     names = list(learner.learning_rates)
     values = [learner.learning_rates[n].detach().flatten().float().cpu().numpy() for n in names]
     figure, (spread, picture) = plt.subplots(1, 2, figsize=(13, 4), gridspec_kw={"width_ratios": [2.2, 1]})
     spread.boxplot(values, whis=(5, 95), showfliers=False)
     spread.axhline(initial, color="red", linestyle="--", label=f"initial rate {initial:g}")
-    spread.axhline(0, color="grey", linewidth=0.8)
+    if min(v.min() for v in values) <= 0:
+        spread.axhline(0, color="grey", linewidth=0.8)
     spread.set_xticks(range(1, len(names) + 1), [n.replace("blocks_", "b").replace("_", ".") for n in names])
     spread.tick_params(axis="x", rotation=70, labelsize=7)
     spread.set(
@@ -137,13 +142,31 @@ def plot_learning_rates(learner: torch.nn.Module, initial: float | None = None):
     spread.legend()
     first_conv = next(n for n in names if n.endswith("conv_weight"))
     image = tile_filters(learner.learning_rates[first_conv])
-    limit = np.nanmax(np.abs(image - initial))
+    limit = max(np.nanmax(np.abs(image - initial)), 1e-6)  # untrained rates all equal the initial one
     shown = picture.imshow(image, cmap="coolwarm", vmin=initial - limit, vmax=initial + limit)
     picture.set_title(f"{first_conv}: one 3x3 tile per filter")
     picture.axis("off")
     figure.colorbar(shown, ax=picture, fraction=0.046, label="rate (white = initial)")
     figure.tight_layout()
     return figure
+
+
+# --- accuracy against test inner steps ------------------------------------------------------------------
+
+
+def accuracy_curve(learner: torch.nn.Module, tasks: TaskSampler, n_tasks: int, steps: int) -> EvaluationResult:
+    """Accuracy on the first `n_tasks` tasks of `tasks` before adaptation and after each of `steps` inner steps.
+
+    `evaluate(..., steps=s)` also scores the learner's own `test_inner_steps` in the same pass, with a query pass
+    after every step (Reptile: 50); here the pass stops at `steps`, so `.accuracy` is the accuracy after `steps`
+    steps and `.step_accuracies` has steps + 1 entries. steps=0 gives the accuracy before adaptation.
+    """
+    own = learner.test_inner_steps
+    learner.test_inner_steps = steps
+    try:
+        return evaluate(learner, tasks, n_tasks, steps=steps)
+    finally:
+        learner.test_inner_steps = own
 
 
 # --- the chapter's live panel -----------------------------------------------------------------------------
