@@ -1,8 +1,12 @@
 """Every algorithm on the same test tasks, with the statistics a careful reader expects.
 
-    rows = compare_zoo(["maml-5w1s", "protonet-5w1s"])                 # the shipped trained models
+    rows = compare_zoo(["maml-5w1s", "protonet-5w1s", "pixel-nn"])    # the shipped trained models, baselines
     rows = compare_scratch(["maml", "fomaml"], seconds=60, seeds=3)     # equal wall-clock budget, from scratch
     print(format_table(rows))
+    shape_sweep(learners, test_classes, [(5, 1), (5, 5), (20, 1)])     # accuracy against the test task shape
+    domain_shift(paper_rows, lake_rows)                                 # `paper` beside `lake` (unseen alphabets)
+
+The two baselines of `mlscratch.baselines` ("pixel-nn", "pretrain-finetune") are entries like any algorithm.
 
 Every entry is scored on the same fixed test tasks (`experiment.evaluation_tasks`), so two entries can be
 compared task by task: the paired difference mean_t(acc_a(t) - acc_b(t)) with 1.96 std / sqrt(n) is much
@@ -16,16 +20,18 @@ import math
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
 
 from . import zoo
 from .algorithms import ALGORITHMS, MetaLearner
+from .baselines import BASELINES, PixelNearestNeighbour, PretrainFinetune, Pretraining, class_batch, pretrain
 from .data import ClassImages
 from .errors import ConfigError
 from .evaluation import evaluate, mean_ci95
-from .experiment import Settings, build_learner, evaluation_tasks, load_data, samplers
+from .experiment import EVAL_BATCH, Settings, build_learner, evaluation_tasks, load_data, samplers
 from .notebook import peak_memory
 from .training import fit
 
@@ -68,7 +74,8 @@ def score(
     learner: MetaLearner, classes: ClassImages, ways: int, shots: int, queries: int, tasks: int
 ) -> tuple[list[float], float, int]:
     """(per-task accuracies, seconds per task, peak bytes of one task) on the fixed test tasks."""
-    device = next(learner.parameters()).device
+    parameter = next(learner.parameters(), None)  # pixel-nn has none
+    device = parameter.device if parameter is not None else torch.device("cpu")
     sampler = evaluation_tasks(classes, ways, shots, queries, device)
     result = evaluate(learner, sampler, tasks, per_step=False)
     one = sampler.sample(1)
@@ -76,12 +83,18 @@ def score(
     return result.task_accuracies, result.seconds_per_task, peak
 
 
+PRETRAIN_STEPS = 3000  # batches of 64 for the zoo's pretrain-finetune (about 10 minutes on a laptop CPU core)
+BASELINE_CACHE = Path("runs") / "baselines"
+LATENCY_TASKS = 10  # test tasks timed when the accuracies come from the zoo's own measurement
+
+
 def zoo_model_for(entry: str, ways: int, shots: int) -> str:
     """A zoo model name, or the model of algorithm `entry` for the task shape (e.g. maml -> maml-5w1s)."""
     if entry in zoo.RECIPES:
         return entry
     if entry not in ALGORITHMS:
-        raise ConfigError(f"unknown algorithm or zoo model {entry!r}; choose from: {', '.join(ALGORITHMS)}")
+        choices = ", ".join([*ALGORITHMS, *BASELINES])
+        raise ConfigError(f"unknown algorithm or zoo model {entry!r}; choose from: {choices} (or a zoo model name)")
     name = f"{entry}-{ways}w{shots}s"
     if name in zoo.RECIPES:
         return name
@@ -91,36 +104,136 @@ def zoo_model_for(entry: str, ways: int, shots: int) -> str:
     return trained[0]  # learners that score any task shape are tested at the asked shape
 
 
-def compare_zoo(
-    entries: list[str], ways: int = 5, shots: int = 1, queries: int = 15, tasks: int = 600, root: str | None = None
-) -> list[Entry]:
-    """The shipped trained models, each tested on the same `tasks` fixed test tasks of the given shape."""
-    rows, splits = [], None
-    for entry in entries:
-        name = zoo_model_for(entry, ways, shots)
-        learner = zoo.load(name)
-        if learner.n_way not in (None, ways):
-            raise ConfigError(
-                f"zoo model {name} has a {learner.n_way}-way output layer and cannot be tested {ways}-way; "
-                f"use --ways {learner.n_way} or train a {ways}-way model (zoo recipes: {', '.join(zoo.RECIPES)})"
-            )
-        splits = splits or load_data(Settings.from_dict(learner.zoo["settings"]), root)
-        accuracies, latency, peak = score(learner, splits["test"], ways, shots, queries, tasks)
-        mean, ci = mean_ci95(torch.tensor(accuracies))
-        rows.append(
-            Entry(
-                name,
-                learner.name,
-                mean,
-                ci,
-                accuracies,
-                latency,
-                peak,
-                paper=zoo.recipe(name).paper,
-                train_seconds=learner.zoo.get("train_seconds"),
-                iterations=learner.zoo.get("iteration"),
-            )
+def check_disjoint(splits: dict[str, ClassImages]) -> None:
+    """ConfigError unless train, val and test share no class (and, under `lake`, no alphabet)."""
+    names = {split: set(part.names) for split, part in splits.items()}
+    levels = [("characters", names)]
+    if splits["test"].meta.get("protocol") == "lake":
+        levels.append(("alphabets", {split: {n.split("/")[0] for n in ns} for split, ns in names.items()}))
+    for level, sets in levels:
+        for first, second in (("train", "test"), ("val", "test"), ("train", "val")):
+            shared = sets[first] & sets[second]
+            if shared:
+                raise ConfigError(
+                    f"{first} and {second} share {len(shared)} {level} (e.g. {sorted(shared)[0]}): a model would be "
+                    "tested on what it was trained on; use load_splits, whose protocols keep the splits disjoint"
+                )
+
+
+def baseline(
+    name: str, train: ClassImages, steps: int | None = None, seconds: float | None = None, seed: int = 0
+) -> tuple[MetaLearner, Pretraining]:
+    """A baseline ready to test: pixel-nn as is, pretrain-finetune pretrained on `train` (steps or seconds)."""
+    if name == PixelNearestNeighbour.name:
+        return PixelNearestNeighbour(), Pretraining(0, 0.0, float("nan"))
+    torch.manual_seed(seed)
+    learner = PretrainFinetune(train.n_classes, train.image_shape[0], train.image_shape[-1])
+    return learner, pretrain(learner, train, steps=steps, seconds=seconds, seed=seed)
+
+
+def cached_baseline(name: str, splits: dict[str, ClassImages], steps: int = PRETRAIN_STEPS) -> tuple[MetaLearner, dict]:
+    """`baseline` with a fixed number of pretraining steps, kept under runs/baselines/ (same steps, same weights)."""
+    if name == PixelNearestNeighbour.name:
+        return baseline(name, splits["train"])[0], {}
+    meta = splits["train"].meta
+    data = f"{meta.get('dataset')}-{meta.get('protocol')}{meta.get('split_seed')}-{splits['train'].image_shape[-1]}px"
+    path = BASELINE_CACHE / f"{name}-{data}-{steps}steps.pt"
+    if path.is_file():
+        record = torch.load(path, weights_only=True)
+        learner = PretrainFinetune(**record["hparams"])
+        learner.load_state_dict(record["state"])
+        return learner.eval(), record["pretraining"]
+    learner, done = baseline(name, splits["train"], steps=steps)
+    pretraining = asdict(done)
+    record = {"hparams": learner.hparams, "state": learner.state_dict(), "pretraining": pretraining}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(record, path)
+    return learner, pretraining
+
+
+def load_entry(
+    entry: str,
+    ways: int | None = 5,
+    shots: int = 1,
+    root: str | None = None,
+    pretrain_steps: int = PRETRAIN_STEPS,
+    splits: dict[str, ClassImages] | None = None,
+) -> tuple[str, MetaLearner, dict[str, ClassImages], dict]:
+    """(name, learner ready to test, its data splits, its record) for a zoo model, algorithm or baseline.
+
+    ways=None: any model of the algorithm, whatever the ways of its output layer (for `shape_sweep`).
+    splits: the data to test on (default: the model's own, loaded from its settings).
+    Every zoo model is trained on the `paper` split (split_seed 0); the baselines use the same split.
+    The record has the zoo's "result" (accuracies on the fixed test tasks), "iteration" and "train_seconds".
+    """
+    if entry in BASELINES:
+        splits = splits or load_data(Settings(), root)
+        learner, done = cached_baseline(entry, splits, pretrain_steps)
+        return entry, learner, splits, {"iteration": done.get("iterations"), "train_seconds": done.get("seconds")}
+    name = zoo_model_for(entry, ways, shots)
+    learner = zoo.load(name)
+    if ways is not None and learner.n_way not in (None, ways):
+        raise ConfigError(
+            f"zoo model {name} has a {learner.n_way}-way output layer and cannot be tested {ways}-way; "
+            f"use --ways {learner.n_way} or train a {ways}-way model (zoo recipes: {', '.join(zoo.RECIPES)})"
         )
+    settings = Settings.from_dict(learner.zoo["settings"])
+    return name, learner, splits or load_data(settings, root), learner.zoo
+
+
+def stored_accuracies(
+    record: dict, ways: int, shots: int, queries: int, tasks: int, test: ClassImages | None = None
+) -> list[float] | None:
+    """The zoo's own per-task accuracies when they are this comparison's first `tasks` fixed test tasks, else None.
+
+    The zoo scored its model on the fixed test tasks of its recipe's shape and data; tasks come EVAL_BATCH at a
+    time, so the first `tasks` of them are the tasks a new evaluation draws when `tasks` fills whole batches.
+    test: the classes this comparison tests on (None: the model's own), checked to be the zoo's.
+    """
+    result, settings = record.get("result"), record.get("settings")
+    if not result or not settings or "task_accuracies" not in result:
+        return None
+    if test is not None:
+        meta = test.meta
+        data = (meta.get("dataset"), meta.get("protocol"), meta.get("split_seed"), test.image_shape[-1])
+        if data != (settings["dataset"], settings["protocol"], settings["split_seed"], settings["image_size"]):
+            return None
+    same_shape = (settings["ways"], settings["shots"], settings["eval_queries"]) == (ways, shots, queries)
+    stored = result["task_accuracies"]
+    whole_batches = tasks == len(stored) or tasks % EVAL_BATCH == 0
+    return list(stored[:tasks]) if same_shape and whole_batches and tasks <= len(stored) else None
+
+
+def compare_zoo(
+    entries: list[str],
+    ways: int = 5,
+    shots: int = 1,
+    queries: int = 15,
+    tasks: int = 600,
+    root: str | None = None,
+    pretrain_steps: int = PRETRAIN_STEPS,
+    remeasure: bool = False,
+    splits: dict[str, ClassImages] | None = None,
+) -> list[Entry]:
+    """The shipped trained models and the baselines, each tested on the same `tasks` fixed test tasks.
+
+    A zoo model's accuracies are the zoo's own measurement on these tasks when its shape and data match
+    (remeasure=True scores it again); its latency is then timed on LATENCY_TASKS of them.
+    splits: the data for every entry (default: each model's own; the baselines pretrain on its train split).
+    """
+    rows = []
+    for entry in entries:
+        name, learner, data, record = load_entry(entry, ways, shots, root, pretrain_steps, splits)
+        test = splits["test"] if splits is not None else None
+        stored = None if remeasure else stored_accuracies(record, ways, shots, queries, tasks, test)
+        timed = min(tasks, LATENCY_TASKS) if stored is not None else tasks
+        accuracies, latency, peak = score(learner, data["test"], ways, shots, queries, timed)
+        accuracies = stored if stored is not None else accuracies
+        mean, ci = mean_ci95(torch.tensor(accuracies))
+        paper = zoo.recipe(name).paper if name in zoo.RECIPES else None
+        iterations, seconds = record.get("iteration"), record.get("train_seconds")
+        rows.append(Entry(name, learner.name, mean, ci, accuracies, latency, peak, paper=paper,
+                          train_seconds=seconds, iterations=iterations))  # fmt: skip
     return rows
 
 
@@ -129,7 +242,7 @@ def scratch_settings(
 ) -> Settings:
     """The algorithm's zoo recipe for the shape (or its 5-way 1-shot one), as an open-ended run from scratch.
 
-    data: other settings to replace (e.g. {"dataset": "synthetic", "image_size": 16})."""
+    data: other settings to replace (e.g. {"dataset": "synthetic", "image_size": 16}, {"protocol": "lake"})."""
     recipes = [r.settings for r in zoo.RECIPES.values() if r.settings.algo == algo]
     base = next(
         (s for s in recipes if (s.ways, s.shots) == (ways, shots)), recipes[0] if recipes else Settings(algo=algo)
@@ -140,6 +253,31 @@ def scratch_settings(
     if base.train_ways is not None and base.train_ways < ways:
         values["train_ways"] = None
     return Settings.from_dict(values)
+
+
+def train_scratch(
+    algo: str, splits: dict[str, ClassImages], seconds: float, seed: int, shape: tuple[int, int, int],
+    data: dict | None, progress: bool, **hparams: object,
+) -> tuple[MetaLearner, float, int, int]:  # fmt: skip
+    """One algorithm or baseline trained for `seconds`: (learner, seconds spent, iterations, peak bytes of one)."""
+    if algo in BASELINES:
+        learner, done = baseline(algo, splits["train"], seconds=seconds, seed=seed)
+        if not isinstance(learner, PretrainFinetune):
+            return learner, done.seconds, done.iterations, 0
+        images, labels = class_batch(splits["train"], 64, torch.Generator().manual_seed(seed))
+        loss = lambda: torch.nn.functional.cross_entropy(learner.backbone(images), labels).backward()  # noqa: E731
+        return learner, done.seconds, done.iterations, peak_memory(loss)
+    settings = scratch_settings(algo, *shape, seed, data, **hparams)
+    torch.manual_seed(seed)
+    learner = build_learner(settings, splits["train"].image_shape)
+    train = samplers(settings, splits, torch.device("cpu"))["train"]
+    tic = time.perf_counter()
+    history = fit(learner, train, settings.iterations, outer_lr=settings.outer_lr, clip_grad=settings.clip_grad,
+                  device="cpu", seed=seed, progress=progress, max_seconds=seconds)  # fmt: skip
+    spent = time.perf_counter() - tic
+    batch = train.sample()
+    peak = peak_memory(lambda: learner.meta_loss(batch)[0].backward())
+    return learner, spent, history.iteration[-1] if history.iteration else 0, peak
 
 
 def compare_scratch(
@@ -153,29 +291,31 @@ def compare_scratch(
     root: str | None = None,
     progress: bool = False,
     data: dict | None = None,
+    splits: dict[str, ClassImages] | None = None,
     **hparams: object,
 ) -> list[Entry]:
-    """Each algorithm trained from scratch for the same `seconds` of training, `seeds` times, then tested."""
+    """Each algorithm (or baseline) trained from scratch for the same `seconds`, `seeds` times, then tested.
+
+    data: settings that replace the recipes' for every entry alike, e.g. {"protocol": "lake"}; splits: the data
+    (default: loaded as `data` says). The classes of the train, val and test splits are checked to be disjoint
+    before anything trains.
+    """
     if not seconds > 0:
         raise ConfigError(f"--seconds must be positive, got {seconds!r}")
-    rows, splits = [], None
     for algo in algos:
-        if algo not in ALGORITHMS:
-            raise ConfigError(f"unknown algorithm {algo!r}; choose from: {', '.join(ALGORITHMS)}")
+        if algo not in ALGORITHMS and algo not in BASELINES:
+            raise ConfigError(f"unknown algorithm {algo!r}; choose from: {', '.join([*ALGORITHMS, *BASELINES])}")
+    splits = splits or load_data(Settings.from_dict({**Settings().to_dict(), **(data or {})}), root)
+    check_disjoint(splits)
+    rows = []
+    for algo in algos:
         per_seed, spent, iterations, train_peak = [], [], [], 0
         for seed in range(seeds):
-            settings = scratch_settings(algo, ways, shots, queries, seed, data, **hparams)
-            splits = splits or load_data(settings, root)
-            torch.manual_seed(seed)
-            learner = build_learner(settings, splits["train"].image_shape)
-            train = samplers(settings, splits, torch.device("cpu"))["train"]
-            tic = time.perf_counter()
-            history = fit(learner, train, settings.iterations, outer_lr=settings.outer_lr, clip_grad=settings.clip_grad,
-                          device="cpu", seed=seed, progress=progress, max_seconds=seconds)  # fmt: skip
-            spent.append(time.perf_counter() - tic)
-            iterations.append(history.iteration[-1] if history.iteration else 0)
-            batch = train.sample()
-            train_peak = max(train_peak, peak_memory(lambda: learner.meta_loss(batch)[0].backward()))  # noqa: B023
+            learner, used, its, peak = train_scratch(algo, splits, seconds, seed, (ways, shots, queries), data,
+                                                     progress, **hparams)  # fmt: skip
+            spent.append(used)
+            iterations.append(its)
+            train_peak = max(train_peak, peak)
             per_seed.append(score(learner, splits["test"], ways, shots, queries, tasks))
         task_accuracies = [statistics.fmean(values) for values in zip(*(s[0] for s in per_seed), strict=True)]
         mean, ci = mean_ci95(torch.tensor(task_accuracies))
@@ -191,7 +331,7 @@ def compare_scratch(
                 seed_accuracies=[statistics.fmean(s[0]) for s in per_seed],
                 train_seconds=statistics.fmean(spent),
                 iterations=round(statistics.fmean(iterations)),
-                train_peak_bytes=train_peak,
+                train_peak_bytes=train_peak or None,
             )
         )
     return rows
@@ -247,3 +387,131 @@ def plot(rows: list[Entry], ax: object = None) -> object:
     ax.tick_params(axis="x", rotation=30)
     ax.figure.tight_layout()
     return ax.figure
+
+
+@dataclass
+class ShapeResult:
+    """Accuracy (percent) of one model at one test task shape; accuracy None when the model cannot take it."""
+
+    name: str
+    ways: int
+    shots: int
+    accuracy: float | None
+    ci95: float | None
+    note: str = ""
+
+
+def shape_sweep(
+    learners: dict[str, MetaLearner],
+    classes: ClassImages,
+    shapes: list[tuple[int, int]],
+    queries: int = 5,
+    tasks: int = 100,
+) -> list[ShapeResult]:
+    """Each learner on the same fixed test tasks of each (ways, shots) shape.
+
+    A learner with a fixed output layer (MAML's n_way) is skipped at other ways, with the reason in `note`.
+    queries: per class; Omniglot has 20 drawings per character, so shots + queries <= 20.
+    """
+    results = []
+    for ways, shots in shapes:
+        for name, learner in learners.items():
+            if learner.n_way not in (None, ways):
+                note = f"{learner.n_way}-way output layer"
+                results.append(ShapeResult(name, ways, shots, None, None, note))
+                continue
+            accuracies = score(learner, classes, ways, shots, queries, tasks)[0]
+            results.append(ShapeResult(name, ways, shots, *mean_ci95(torch.tensor(accuracies))))
+    return results
+
+
+def plot_shapes(results: list[ShapeResult], ways: int = 5, shots: int = 1) -> object:
+    """Two panels: accuracy against shots at `ways` ways, and against ways at `shots` shot; returns the figure."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
+    names = list(dict.fromkeys(r.name for r in results))
+    for ax, (axis, fixed, label) in zip(axes, (("shots", ways, "ways"), ("ways", shots, "shots")), strict=True):
+        for name in names:
+            points = [r for r in results if r.name == name and getattr(r, label) == fixed and r.accuracy is not None]
+            points.sort(key=lambda r: getattr(r, axis))
+            if points:
+                xs = [getattr(r, axis) for r in points]
+                ax.errorbar(xs, [r.accuracy for r in points], yerr=[r.ci95 for r in points], marker="o",
+                            capsize=3, label=name)  # fmt: skip
+        ax.set_xscale("log")
+        ticks = sorted({getattr(r, axis) for r in results if getattr(r, label) == fixed})
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.minorticks_off()
+        ax.set_xlabel(f"{axis} at test ({fixed} {label if fixed > 1 else label[:-1]})")
+    axes[0].set_ylabel("test accuracy (%)")
+    axes[1].legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+@dataclass
+class Shift:
+    """One model trained and tested within `paper` and within `lake`: the drop is paper - lake (points)."""
+
+    name: str
+    paper: float
+    paper_ci95: float
+    lake: float
+    lake_ci95: float
+
+    @property
+    def drop(self) -> float:
+        return self.paper - self.lake
+
+    @property
+    def drop_ci95(self) -> float:
+        """Different test tasks under the two protocols, so not paired: the two CIs add in quadrature."""
+        return math.hypot(self.paper_ci95, self.lake_ci95)
+
+
+def domain_shift(paper: list[Entry], lake: list[Entry]) -> list[Shift]:
+    """Match the rows of two `compare_scratch` runs (protocol paper and lake) by name."""
+    by_name = {r.name: r for r in lake}
+    return [Shift(r.name, r.accuracy, r.ci95, by_name[r.name].accuracy, by_name[r.name].ci95)
+            for r in paper if r.name in by_name]  # fmt: skip
+
+
+def format_shift(shifts: list[Shift]) -> str:
+    """A plain-text table of `domain_shift`."""
+    lines = [f"{'model':<18}  {'paper':<13}  {'lake':<13}  drop (paper - lake)"]
+    for s in shifts:
+        lines.append(f"{s.name:<18}  {s.paper:5.2f} ± {s.paper_ci95:4.2f}  {s.lake:5.2f} ± {s.lake_ci95:4.2f}  "
+                     f"{s.drop:+.2f} ± {s.drop_ci95:.2f}")  # fmt: skip
+    return "\n".join(lines)
+
+
+def plot_race(scratch: list[Entry], converged: list[Entry] = (), ax: object = None) -> object:
+    """Accuracy against training seconds: each scratch entry (seed spread as error bar), joined to the same
+    algorithm's converged zoo model when there is one; returns the figure."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 3.4))
+    for i, row in enumerate(scratch):
+        colour = f"C{i}"
+        xs, ys = [max(row.train_seconds or 0.0, 0.1)], [row.accuracy]
+        ax.errorbar(xs, ys, yerr=row.seed_spread or 0.0, marker="o", color=colour, capsize=3, label=row.name)
+        done = [c for c in converged if c.algo == row.algo and c.train_seconds]
+        if done:
+            ax.plot([xs[0], done[0].train_seconds], [ys[0], done[0].accuracy], "--", color=colour)
+            ax.scatter([done[0].train_seconds], [done[0].accuracy], marker="s", color=colour)
+    ax.set_xscale("log")
+    ax.set_xlabel("training seconds (log; squares: the converged models)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.legend(fontsize=8)
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def verdicts(rows: list[Entry], reference: str) -> list[str]:
+    """One line per entry: its paired difference to `reference`, and a tie when the 95% CI contains zero."""
+    lines = []
+    for row in add_differences(rows, reference):
+        if reference in (row.name, row.algo):
+            continue
+        low, high = row.difference - row.difference_ci95, row.difference + row.difference_ci95
+        verdict = "a tie (the CI contains 0)" if low <= 0 <= high else "better" if low > 0 else "worse"
+        lines.append(f"{row.name} vs {reference}: {row.difference:+.2f} ± {row.difference_ci95:.2f} points, {verdict}")
+    return lines

@@ -9,7 +9,9 @@ import torch
 
 from mlscratch import compare, zoo
 from mlscratch.algorithms import build
+from mlscratch.baselines import PixelNearestNeighbour
 from mlscratch.cli import main
+from mlscratch.data import load_splits
 from mlscratch.errors import ConfigError, DataError
 from mlscratch.experiment import Settings, load_data
 from mlscratch.zoo.recipes import Recipe
@@ -31,8 +33,8 @@ def test_paired_difference_matches_a_hand_computation():
 def test_every_algorithm_sees_identical_task_tensors():
     splits = load_data(Settings(dataset="synthetic", image_size=16))
     seen = {}
-    for algo in ("maml", "metanet-embedding"):
-        learner = build(algo, n_way=3, image_size=16, width=4)
+    for algo in ("maml", "metanet-embedding", "pixel-nn"):
+        learner = PixelNearestNeighbour() if algo == "pixel-nn" else build(algo, n_way=3, image_size=16, width=4)
         calls = seen.setdefault(algo, [])
         original = learner.predict
 
@@ -42,9 +44,11 @@ def test_every_algorithm_sees_identical_task_tensors():
 
         learner.predict = recording
         compare.score(learner, splits["test"], ways=3, shots=1, queries=2, tasks=6)
-    for first, second in zip(seen["maml"], seen["metanet-embedding"], strict=True):
-        for x, y in zip(first, second, strict=True):
-            assert torch.equal(x, y)
+    assert [call[0].shape[0] for call in seen["maml"]] == [6, 1]  # the six test tasks, then one to measure memory
+    for other in ("metanet-embedding", "pixel-nn"):
+        for first, second in zip(seen["maml"], seen[other], strict=True):
+            for x, y in zip(first, second, strict=True):
+                assert torch.equal(x, y)
 
 
 @pytest.fixture
@@ -82,3 +86,107 @@ def test_scratch_comparison_trains_each_for_the_same_budget():
         assert len(row.seed_accuracies) == 2 and row.iterations >= 1 and row.train_seconds > 0
     table = compare.format_table(compare.add_differences(rows, "maml"), "maml")
     assert "vs maml (paired)" in table and "+0.00 ± 0.00" in table
+
+
+@pytest.mark.parametrize("protocol", ["paper", "lake"])
+def test_train_and_test_classes_are_disjoint_under_both_protocols(protocol):
+    splits = load_splits("synthetic", protocol, image_size=16)
+    compare.check_disjoint(splits)  # the check compare_scratch runs before training
+    names = {split: set(part.names) for split, part in splits.items()}
+    assert names["test"] and not names["train"] & names["test"] and not names["val"] & names["test"]
+    if protocol == "lake":  # whole alphabets are new at test
+        alphabets = {split: {n.split("/")[0] for n in ns} for split, ns in names.items()}
+        assert not alphabets["train"] & alphabets["test"]
+    leaky = dict(splits, test=splits["train"].subset([0, 1]))
+    with pytest.raises(ConfigError, match="train and test share 2 characters"):
+        compare.check_disjoint(leaky)
+
+
+def test_lake_keeps_alphabets_apart_even_when_characters_differ():
+    splits = load_splits("synthetic", "lake", image_size=16)
+    test = splits["test"].subset([0])
+    test.names = [splits["train"].names[0].split("/")[0] + "/character99"]  # a new character of a seen alphabet
+    with pytest.raises(ConfigError, match="train and test share 1 alphabets"):
+        compare.check_disjoint(dict(splits, test=test))
+
+
+def test_real_omniglot_protocols_are_disjoint(omniglot):
+    for protocol in ("paper", "lake"):
+        compare.check_disjoint(load_splits("omniglot", protocol, root=omniglot.source))
+
+
+def test_the_zoos_stored_results_are_what_scoring_again_gives(tiny_zoo_model):
+    stored = compare.compare_zoo([tiny_zoo_model], ways=3, shots=1, queries=2, tasks=8)
+    again = compare.compare_zoo([tiny_zoo_model], ways=3, shots=1, queries=2, tasks=8, remeasure=True)
+    assert stored[0].task_accuracies == pytest.approx(again[0].task_accuracies, abs=1e-3)  # stored to 3 decimals
+    assert len(set(again[0].task_accuracies)) > 1  # tasks of different difficulty: the order is checked too
+    record = zoo.load(tiny_zoo_model).zoo
+    assert compare.stored_accuracies(record, 3, 1, 2, 8) is not None
+    assert compare.stored_accuracies(record, 3, 1, 2, 5) is None  # a partial batch draws other tasks
+    assert compare.stored_accuracies(record, 3, 2, 2, 8) is None  # another shape
+    lake = load_data(Settings(dataset="synthetic", image_size=16, protocol="lake"))
+    assert compare.stored_accuracies(record, 3, 1, 2, 8, lake["test"]) is None  # other test classes
+    other = compare.compare_zoo([tiny_zoo_model], ways=3, shots=1, queries=2, tasks=8, splits=lake)
+    assert other[0].task_accuracies != stored[0].task_accuracies
+
+
+def test_baselines_are_entries_of_a_scratch_race_on_the_lake_protocol():
+    rows = compare.compare_scratch(["pixel-nn", "pretrain-finetune"], seconds=0.3, ways=3, queries=2, tasks=4,
+                                   data={"dataset": "synthetic", "image_size": 16, "protocol": "lake"})  # fmt: skip
+    pixel, pretrained = rows
+    assert (pixel.name, pixel.iterations, pixel.train_peak_bytes) == ("pixel-nn", 0, None)
+    assert pretrained.iterations >= 1 and pretrained.train_peak_bytes > 0 and len(pretrained.task_accuracies) == 4
+    with pytest.raises(ConfigError, match="unknown algorithm 'nearest'.*pixel-nn, pretrain-finetune"):
+        compare.compare_scratch(["nearest"], seconds=1)
+
+
+def test_zoo_comparison_includes_the_baselines(monkeypatch, tmp_path):
+    monkeypatch.setattr(compare, "BASELINE_CACHE", tmp_path)
+    splits = load_data(Settings(dataset="synthetic", image_size=16))
+    shape = {"ways": 3, "queries": 2, "tasks": 4, "pretrain_steps": 2, "splits": splits}
+    rows = compare.compare_zoo(["pixel-nn", "pretrain-finetune"], **shape)
+    assert [r.algo for r in rows] == ["pixel-nn", "pretrain-finetune"] and rows[1].iterations == 2
+    cached = compare.compare_zoo(["pretrain-finetune"], **shape)
+    assert len(list(tmp_path.iterdir())) == 1 and cached[0].task_accuracies == rows[1].task_accuracies
+
+
+def test_shape_sweep_skips_fixed_output_layers_and_the_cli_prints_it(tiny_zoo_model, capsys):
+    splits = load_data(Settings(dataset="synthetic", image_size=16))
+    learners = {"maml": build("maml", n_way=3, image_size=16, width=4), "pixel-nn": PixelNearestNeighbour()}
+    results = compare.shape_sweep(learners, splits["test"], [(3, 1), (5, 2)], queries=2, tasks=4)
+    assert [(r.name, r.ways, r.shots, r.accuracy is None) for r in results] == [
+        ("maml", 3, 1, False), ("pixel-nn", 3, 1, False), ("maml", 5, 2, True), ("pixel-nn", 5, 2, False)
+    ]  # fmt: skip
+    assert results[2].note == "3-way output layer"
+    assert compare.plot_shapes(results, ways=3, shots=1).axes[0].get_xlabel() == "shots at test (3 ways)"
+    assert main(["compare", "--algos", tiny_zoo_model, "--ways", "3", "4", "--shots", "1", "--tasks", "4",
+                 "--queries", "2"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "4-way  1-shot     -   (3-way output layer)" in out and "3-way  1-shot" in out
+
+
+def test_domain_shift_drop_and_its_unpaired_ci():
+    def row(name, accuracy, ci):
+        return compare.Entry(name, name, accuracy, ci, [], 0.0, 0)
+
+    shifts = compare.domain_shift([row("a", 90.0, 3.0), row("b", 80.0, 1.0)], [row("a", 86.0, 4.0)])
+    assert len(shifts) == 1 and shifts[0].drop == 4.0 and shifts[0].drop_ci95 == 5.0
+    assert "+4.00 ± 5.00" in compare.format_shift(shifts)
+
+
+def test_cli_errors_name_the_fix(capsys):
+    assert main(["compare", "--protocol", "lake", "--tasks", "4"]) == 2
+    assert "use --source scratch --protocol lake" in capsys.readouterr().err
+    assert main(["compare", "--source", "scratch", "--ways", "5", "20", "--tasks", "4"]) == 2
+    assert "use --source zoo" in capsys.readouterr().err
+
+
+def test_verdicts_call_a_difference_inside_the_paired_ci_a_tie():
+    def row(name, accuracies):
+        return compare.Entry(name, name, 0.0, 0.0, accuracies, 0.0, 0)
+
+    rows = [row("ref", [80.0, 60.0, 80.0, 60.0]), row("same", [80.0, 80.0, 60.0, 60.0]),
+            row("up", [100.0, 80.0, 100.0, 80.0]), row("down", [60.0, 20.0, 60.0, 40.0])]  # fmt: skip
+    lines = compare.verdicts(rows, "ref")
+    assert lines[0] == "same vs ref: +0.00 ± 16.00 points, a tie (the CI contains 0)"
+    assert lines[1].endswith("+20.00 ± 0.00 points, better") and lines[2].endswith("worse")
