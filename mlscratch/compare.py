@@ -31,7 +31,7 @@ from .baselines import BASELINES, PixelNearestNeighbour, PretrainFinetune, Pretr
 from .data import ClassImages
 from .errors import ConfigError
 from .evaluation import evaluate, mean_ci95
-from .experiment import EVAL_BATCH, Settings, build_learner, evaluation_tasks, load_data, samplers
+from .experiment import Settings, build_learner, evaluation_tasks, load_data, samplers
 from .notebook import peak_memory
 from .training import fit
 
@@ -186,8 +186,8 @@ def stored_accuracies(
 ) -> list[float] | None:
     """The zoo's own per-task accuracies when they are this comparison's first `tasks` fixed test tasks, else None.
 
-    The zoo scored its model on the fixed test tasks of its recipe's shape and data; tasks come EVAL_BATCH at a
-    time, so the first `tasks` of them are the tasks a new evaluation draws when `tasks` fills whole batches.
+    The zoo scored its model on the fixed test tasks of its recipe's shape and data, and `evaluate` draws whole
+    batches of them and cuts the last, so the first `tasks` of them are the tasks a new evaluation would draw.
     test: the classes this comparison tests on (None: the model's own), checked to be the zoo's.
     """
     result, settings = record.get("result"), record.get("settings")
@@ -200,8 +200,7 @@ def stored_accuracies(
             return None
     same_shape = (settings["ways"], settings["shots"], settings["eval_queries"]) == (ways, shots, queries)
     stored = result["task_accuracies"]
-    whole_batches = tasks == len(stored) or tasks % EVAL_BATCH == 0
-    return list(stored[:tasks]) if same_shape and whole_batches and tasks <= len(stored) else None
+    return list(stored[:tasks]) if same_shape and tasks <= len(stored) else None
 
 
 def compare_zoo(
