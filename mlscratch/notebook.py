@@ -206,7 +206,7 @@ class Stopwatch:
 
 @contextmanager
 def _quiet_fd2() -> Iterator[None]:
-    """Silence the C++ profiler's start/stop log lines, which bypass Python's sys.stderr."""
+    """Silence the C++ profiler's log lines and warnings, which bypass Python's sys.stderr."""
     sys.stderr.flush()
     saved = os.dup(2)
     try:
@@ -239,14 +239,11 @@ def peak_memory(work: Callable[[], object], device: torch.device | str = "cpu") 
 
     from torch.profiler import ProfilerActivity, profile
 
-    profiler = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
-    with _quiet_fd2():
-        profiler.__enter__()
-    try:
+    # fd 2 silenced throughout: the C++ profiler logs its start and stop, and warns about every tensor freed that
+    # was allocated before it started ("Memory block of unknown size"), none of which a reader can act on.
+    # Python's own warnings and exceptions are unaffected (in a notebook sys.stderr is not fd 2).
+    with _quiet_fd2(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiler:
         work()
-    finally:
-        with _quiet_fd2():
-            profiler.__exit__(None, None, None)
     events = [
         e for e in profiler.profiler.kineto_results.events() if e.name() == "[memory]" and e.device_type().name == "CPU"
     ]
