@@ -90,3 +90,151 @@ def test_cosine_limit_and_paired_difference_checks(capsys):
     assert checks.check_paired_difference(paired)
     assert not checks.check_paired_difference(unpaired)
     assert "ignores the pairing" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- chapters 1, 4, 5
+
+
+def test_nearest_class_mean_check(capsys):
+    from mlscratch.baselines import pixel_nearest_neighbour
+
+    batch = checks.toy_batch()
+    # the toy tasks must tell the two rules apart, or the check could not catch nearest neighbour
+    assert checks.reference_nearest_class_mean(batch).mean() > pixel_nearest_neighbour(batch).mean() + 0.05
+    assert checks.check_nearest_class_mean(checks.reference_nearest_class_mean)
+
+    def by_reshape(batch):  # relies on TaskSampler's class-major order: also right
+        n = batch.n_way
+        means = batch.support_x.flatten(2).unflatten(1, (n, -1)).mean(2)
+        return (torch.cdist(batch.query_x.flatten(2), means).argmin(-1) == batch.query_y).float().mean(1)
+
+    assert checks.check_nearest_class_mean(by_reshape)
+    assert not checks.check_nearest_class_mean(pixel_nearest_neighbour)
+    assert "nearest neighbour" in capsys.readouterr().out
+    assert not checks.check_nearest_class_mean(lambda batch: 100 * checks.reference_nearest_class_mean(batch))
+    assert not checks.check_nearest_class_mean(lambda batch: checks.reference_nearest_class_mean(batch).mean())
+    assert not checks.check_nearest_class_mean(None)
+
+
+def test_task_count_check(capsys):
+    import math
+
+    assert checks.check_task_count(math.comb(423, 20) * 4**20)
+    assert checks.check_task_count(float(math.comb(423, 20) * 4**20))
+    assert not checks.check_task_count(math.comb(423, 20))
+    assert "rotations" in capsys.readouterr().out
+    assert not checks.check_task_count(math.comb(1692, 20))
+    assert "same character twice" in capsys.readouterr().out
+    assert not checks.check_task_count(math.perm(423, 20) * 4**20)
+    assert not checks.check_task_count(1e40)
+    assert not checks.check_task_count(0)
+    assert not checks.check_task_count(None)
+
+
+def test_drawings_limit_check():
+    from mlscratch.errors import ConfigError
+
+    assert checks.check_drawings_limit(20, ConfigError("k_shot + k_query = 21 but ..."))
+    assert checks.check_drawings_limit(20, ConfigError)
+    assert not checks.check_drawings_limit(21, ConfigError)
+    assert not checks.check_drawings_limit(20, IndexError("index out of range"))
+    assert not checks.check_drawings_limit(None, None)
+
+
+def test_drawings_limit_matches_the_sampler():
+    from mlscratch import TaskSampler
+    from mlscratch.data import ClassImages
+    from mlscratch.errors import ConfigError
+
+    omniglot_like = ClassImages(torch.rand(6, 20, 1, 4, 4), torch.full((6,), 20), list("abcdef"), True)
+    TaskSampler(omniglot_like, 5, 1, 19, 1).sample()  # shots + queries = 20 works
+    try:
+        TaskSampler(omniglot_like, 5, 1, 20, 1)
+    except ConfigError as error:
+        assert checks.check_drawings_limit(20, error)
+    else:
+        raise AssertionError("the sampler accepted 21 drawings of a class that has 20")
+
+
+def support_masks(dropout, h, steps, fresh):
+    dropout.reset_task()
+    masks = []
+    for _ in range(steps):
+        if fresh:
+            dropout.reset_task()
+        dropout(h)
+        masks.append(dropout.mask.clone())
+    return masks
+
+
+def test_support_masks_check(capsys):
+    assert checks.check_support_masks(support_masks)
+
+    def never_fresh(dropout, h, steps, fresh):
+        return support_masks(dropout, h, steps, False)
+
+    def never_reset(dropout, h, steps, fresh):
+        masks = []
+        for _ in range(steps):
+            dropout(h)
+            masks.append(dropout.mask.clone())
+        return masks
+
+    assert not checks.check_support_masks(never_fresh)
+    assert "before each step" in capsys.readouterr().out
+    assert not checks.check_support_masks(never_reset)
+    assert not checks.check_support_masks(lambda dropout, h, steps, fresh: [torch.ones(4, 5, 5)] * steps)
+    assert not checks.check_support_masks(None)
+    assert "not answered yet" in capsys.readouterr().out
+
+
+def test_softplus_noise_check(capsys):
+    z = torch.randn(100_000, generator=torch.Generator().manual_seed(0))
+    noise = F.softplus(z)
+    assert checks.check_softplus_noise(noise.mean().item(), (noise < 1).float().mean().item())
+    assert not checks.check_softplus_noise(1.0, 0.5)
+    assert not checks.check_softplus_noise(0.693, 0.706)
+    assert "median" in capsys.readouterr().out
+    assert not checks.check_softplus_noise(noise.mean().item(), 0.5)
+    assert not checks.check_softplus_noise(None, None)
+
+
+def test_distance_scorer_check(capsys):
+    assert checks.check_distance_scorer(checks.reference_distance_scorer)
+    assert checks.check_distance_scorer(lambda a, w: -(torch.cdist(a, w) ** 2))
+    assert checks.check_distance_scorer(lambda a, w: 2 * a @ w.T - (w**2).sum(-1))  # the softmax is the same
+    assert not checks.check_distance_scorer(lambda a, w: a @ w.T)
+    assert "dot product" in capsys.readouterr().out
+    assert not checks.check_distance_scorer(lambda a, w: torch.cdist(a, w) ** 2)
+    assert "sign" in capsys.readouterr().out
+    assert not checks.check_distance_scorer(lambda a, w: -torch.cdist(a, w))
+    assert not checks.check_distance_scorer(lambda a, w: (a @ w.T).T)
+    assert not checks.check_distance_scorer(None)
+
+
+def test_per_example_gradients_check(capsys):
+    from torch.func import grad, vmap
+
+    def with_vmap(model, x, y):
+        params = {name: p.detach() for name, p in model.named_parameters()}
+
+        def loss(params, xi, yi):
+            return F.cross_entropy(functional_call(model, params, (xi[None],)), yi[None])
+
+        return vmap(grad(loss), in_dims=(None, 0, 0))(params, x, y)
+
+    def batch_mean(model, x, y):
+        params = dict(model.named_parameters())
+        grads = torch.autograd.grad(F.cross_entropy(model(x), y), list(params.values()))
+        return {name: g.expand(len(x), *g.shape) for name, g in zip(params, grads, strict=True)}
+
+    def divided(model, x, y):
+        return {n: g / len(x) for n, g in checks.reference_per_example_gradients(model, x, y).items()}
+
+    assert checks.check_per_example_gradients(checks.reference_per_example_gradients)
+    assert checks.check_per_example_gradients(with_vmap)
+    assert not checks.check_per_example_gradients(batch_mean)
+    assert "mean gradient" in capsys.readouterr().out
+    assert not checks.check_per_example_gradients(divided)
+    assert "loss / M" in capsys.readouterr().out
+    assert not checks.check_per_example_gradients(None)
