@@ -411,9 +411,7 @@ def check_distance_scorer(scorer: Callable | None) -> bool:
     if torch.allclose(result, -torch.cdist(query, weights)):
         return _say(False, "not squared: -||a - w|| ranks classes alike but gives other logits and another softmax")
     if torch.allclose(result, expected):
-        return _say(
-            True, "-||a - w_c||^2 = 2 a.w_c - ||w_c||^2 - ||a||^2: a dot product plus a per-class bias -||w_c||^2"
-        )
+        return _say(True, "-||a - w_c||^2 = 2 a.w_c - ||w_c||^2 - ||a||^2: twice the dot product plus a per-class bias")
     shift = result - expected  # a constant per query (e.g. dropping -||a||^2) leaves the softmax unchanged
     if torch.allclose(shift, shift[:, :1].expand_as(shift)):
         return _say(True, "the same softmax as -||a - w_c||^2 (you dropped a term that is equal for every class)")
