@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -98,3 +99,13 @@ def omniglot(omniglot_root: Path, session_cache: Path):
     from mlscratch.data import load_omniglot
 
     return load_omniglot(omniglot_root)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models: one torch thread is faster, and far faster when other processes share the cores.
+    Use with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

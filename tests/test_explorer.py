@@ -17,13 +17,7 @@ from mlscratch import TaskSampler  # noqa: E402
 from mlscratch.algorithms import build  # noqa: E402
 from mlscratch.explorer import adaptation_curve, adaptation_explorer, resize_head, slider_ranges  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny models run fastest on one thread
 
 
 def test_resize_head_cycles_the_trained_rows():

@@ -18,13 +18,7 @@ from mlscratch.tasks import TaskBatch
 N_WAY, K_SHOT, N_QUERY = 3, 2, 4
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: one thread is faster, and far faster when other processes share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny models run fastest on one thread
 
 
 def tiny(seed: int = 0, **options) -> ProtoNet:

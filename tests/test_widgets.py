@@ -16,14 +16,7 @@ from mlscratch.data import ClassImages  # noqa: E402
 from mlscratch.errors import ConfigError  # noqa: E402
 from mlscratch.widgets import Panel, control, maml_panel, panel, task_explorer, training_panel  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (and do not stall when other jobs share the cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny models run fastest on one thread
 
 
 def tiny_splits(n_classes: int = 12, per_class: int = 8, size: int = 28) -> dict:
