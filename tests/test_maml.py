@@ -6,6 +6,7 @@ Everything runs in float64 on a tiny Conv4 (width 3, 16x16 images) so checks are
 import pytest
 import torch
 import torch.nn.functional as F
+from random_tasks import SIZE, N, Q, batch
 from torch import nn
 from torch.func import functional_call
 
@@ -16,23 +17,11 @@ from mlscratch.tasks import TaskBatch
 
 torch.set_num_threads(1)  # tiny tensors: extra threads only add overhead (and stall on a busy machine)
 
-N, K, Q, SIZE = 3, 2, 2, 16
-
 
 def tiny(execution="loop", **kwargs) -> MAML:
     torch.manual_seed(0)
     kwargs = {"n_way": N, "image_size": SIZE, "width": 3, "inner_lr": 0.3, "execution": execution, **kwargs}
     return build(kwargs.pop("algo", "maml"), **kwargs).double()
-
-
-def batch(b=3, seed=1) -> TaskBatch:
-    g = torch.Generator().manual_seed(seed)
-    return TaskBatch(
-        torch.rand(b, N * K, 1, SIZE, SIZE, generator=g, dtype=torch.float64),
-        torch.arange(N).repeat_interleave(K).expand(b, -1),
-        torch.rand(b, N * Q, 1, SIZE, SIZE, generator=g, dtype=torch.float64),
-        torch.arange(N).repeat_interleave(Q).expand(b, -1),
-    )
 
 
 def meta_gradient(learner, tasks):

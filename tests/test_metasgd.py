@@ -6,6 +6,7 @@ Float64 on a tiny Conv4 (width 3, 16x16 images), like tests/test_maml.py.
 import pytest
 import torch
 import torch.nn.functional as F
+from random_tasks import SIZE, N, batch
 from torch.func import functional_call
 
 from mlscratch.algorithms import ALGORITHMS, MetaSGD, build
@@ -14,11 +15,9 @@ from mlscratch.checkpoint import load_checkpoint, save_checkpoint
 from mlscratch.cli import main
 from mlscratch.errors import ConfigError
 from mlscratch.inner_loop import split_parameters
-from mlscratch.tasks import TaskBatch
 
 torch.set_num_threads(1)  # tiny tensors: extra threads only add overhead (and stall on a busy machine)
 
-N, K, Q, SIZE = 3, 2, 2, 16
 ALPHA = 0.25  # exact in float32, so the float32-built rates equal it exactly after .double()
 
 
@@ -26,16 +25,6 @@ def tiny(algo="metasgd", **kwargs):
     torch.manual_seed(0)
     kwargs = {"n_way": N, "image_size": SIZE, "width": 3, "inner_lr": ALPHA, "execution": "loop", **kwargs}
     return build(algo, **kwargs).double()
-
-
-def batch(b=3, seed=1) -> TaskBatch:
-    g = torch.Generator().manual_seed(seed)
-    return TaskBatch(
-        torch.rand(b, N * K, 1, SIZE, SIZE, generator=g, dtype=torch.float64),
-        torch.arange(N).repeat_interleave(K).expand(b, -1),
-        torch.rand(b, N * Q, 1, SIZE, SIZE, generator=g, dtype=torch.float64),
-        torch.arange(N).repeat_interleave(Q).expand(b, -1),
-    )
 
 
 def meta_gradient(learner, tasks):

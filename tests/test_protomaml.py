@@ -5,6 +5,8 @@ Float64 on a tiny Conv4 (width 3, 16x16 images), like tests/test_maml.py.
 
 import pytest
 import torch
+from random_tasks import SIZE, N, Q
+from random_tasks import batch as random_batch
 from torch import nn
 
 from mlscratch.algorithms import ALGORITHMS, ProtoMAML, build
@@ -16,8 +18,6 @@ from mlscratch.tasks import TaskBatch
 
 torch.set_num_threads(1)  # tiny tensors: extra threads only add overhead (and stall on a busy machine)
 
-N, K, Q, SIZE = 3, 2, 2, 16
-
 
 def tiny(**kwargs) -> ProtoMAML:
     torch.manual_seed(0)
@@ -26,13 +26,7 @@ def tiny(**kwargs) -> ProtoMAML:
 
 
 def batch(b=2, seed=1) -> TaskBatch:
-    g = torch.Generator().manual_seed(seed)
-    return TaskBatch(
-        torch.rand(b, N * K, 1, SIZE, SIZE, generator=g, dtype=torch.float64),
-        torch.arange(N).repeat_interleave(K).expand(b, -1),
-        torch.rand(b, N * Q, 1, SIZE, SIZE, generator=g, dtype=torch.float64),
-        torch.arange(N).repeat_interleave(Q).expand(b, -1),
-    )
+    return random_batch(b, seed)
 
 
 def prototypes(learner, support_x, support_y):

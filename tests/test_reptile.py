@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
+from random_tasks import SIZE, N, batch
 from torch.func import functional_call
 
 from mlscratch.algorithms import ALGORITHMS, Reptile, build
@@ -21,7 +22,6 @@ from mlscratch.training import fit
 
 torch.set_num_threads(1)  # tiny tensors: extra threads only add overhead (and stall on a busy machine)
 
-N, K, Q, SIZE = 3, 2, 2, 16
 EPSILON = 0.7
 
 
@@ -29,16 +29,6 @@ def tiny(**kwargs) -> Reptile:
     torch.manual_seed(0)
     kwargs = {"n_way": N, "image_size": SIZE, "width": 3, "inner_lr": 0.05, "execution": "loop", **kwargs}
     return build("reptile", **kwargs).double()
-
-
-def batch(b=3, seed=1) -> TaskBatch:
-    g = torch.Generator().manual_seed(seed)
-    return TaskBatch(
-        torch.rand(b, N * K, 1, SIZE, SIZE, generator=g, dtype=torch.float64),
-        torch.arange(N).repeat_interleave(K).expand(b, -1),
-        torch.rand(b, N * Q, 1, SIZE, SIZE, generator=g, dtype=torch.float64),
-        torch.arange(N).repeat_interleave(Q).expand(b, -1),
-    )
 
 
 def weights(learner) -> dict[str, torch.Tensor]:
