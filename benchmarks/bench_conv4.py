@@ -5,7 +5,6 @@
 
 MAML, 5-way 1-shot, meta-batch 32 (25 for evaluation); variants run round-robin on the same tasks in this
 process; medians and each variant's speed-up over the first of its group (> 1: faster).
-- per-task loop (outside vmap): channels-last (NHWC) activations vs the default layout (NCHW);
 - bn="support" (ProtoNet's, the Meta Network's): statistics by the two-pass `batch_stats` vs torch.var_mean;
 - vmap: BatchNorm as BatchNormFunction (fused kernels, written-out second derivative, exact) vs the
   written-out form the vmap path used before (exact, autograd through var_mean and elementwise ops) vs
@@ -18,16 +17,16 @@ import argparse
 import copy
 import statistics
 import time
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from bench_execution import runner
 from torch import Tensor
 
 from mlscratch.algorithms import MAML, build
 from mlscratch.data import load_splits
 from mlscratch.models.conv4 import ConvBlock, TaskBatchNorm
-from mlscratch.tasks import TaskBatch, TaskSampler
+from mlscratch.tasks import TaskSampler
 
 
 class WrittenOutNorm(TaskBatchNorm):
@@ -51,28 +50,13 @@ class FusedNorm(TaskBatchNorm):
         return F.batch_norm(x, None, None, self.weight, self.bias, training=True, eps=self.eps)
 
 
-def variant(base: MAML, execution: str, norm: type[TaskBatchNorm] = TaskBatchNorm, nhwc: bool = True) -> MAML:
+def variant(base: MAML, execution: str, norm: type[TaskBatchNorm] = TaskBatchNorm) -> MAML:
     learner = copy.deepcopy(base)
     learner.execution = execution
     for block in learner.backbone.modules():
         if isinstance(block, ConvBlock):
             block.norm.__class__ = norm  # same parameters, another forward
-            block.fused = nhwc  # ConvBlock.fused: channels-last outside vmap (per_task turns it off under vmap)
     return learner
-
-
-def runner(learner: MAML, mode: str) -> Callable[[TaskBatch], object]:
-    if mode == "eval":
-        learner.eval()
-        return lambda batch: learner.adaptation_logits(*batch[:3])
-    adam = torch.optim.Adam(learner.parameters(), 1e-3)
-
-    def step(batch: TaskBatch) -> None:
-        adam.zero_grad()
-        learner.meta_loss(batch)[0].backward()
-        adam.step()
-
-    return step
 
 
 def main() -> None:
@@ -93,9 +77,6 @@ def main() -> None:
             25,
             {"var_mean": variant(support_bn, "loop", WrittenOutNorm), "batch_stats": variant(support_bn, "loop")},
         ),
-        "loop, train, 15 queries": ("train", 15, 32, {"NCHW": variant(base, "loop", nhwc=False), "NHWC": None}),
-        "loop, train, 1 query": ("train", 1, 32, {"NCHW": variant(base, "loop", nhwc=False), "NHWC": None}),
-        "loop, eval, 15 queries": ("eval", 15, 25, {"NCHW": variant(base, "loop", nhwc=False), "NHWC": None}),
         "vmap, train, 1 query": (
             "train",
             1,
@@ -109,7 +90,6 @@ def main() -> None:
     }
     print(f"cpu ({torch.get_num_threads()} threads), torch {torch.__version__}; MAML 5-way 1-shot; median ms")
     for title, (mode, queries, tasks, learners) in groups.items():
-        learners = {name: learner or variant(base, "loop") for name, learner in learners.items()}
         sampler = TaskSampler(train, 5, 1, queries, tasks, seed=0)
         batches = [sampler.sample() for _ in range(args.repeats + 1)]
         runs = {name: runner(learner, mode) for name, learner in learners.items()}
