@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,22 @@ def test_train_resumes_exports_float16_and_records_the_evaluators_measurement(ti
     for name, tensor in record["state"].items():
         torch.testing.assert_close(tensor, store.read("tiny-test", tmp_path / "w2")["state"][name], msg=name)
     assert straight["result"]["task_accuracies"] == full["result"]["task_accuracies"]
+
+
+def test_cli_export_writes_the_last_checkpoint_and_says_how_to_train_without_one(
+    tiny_recipe, tmp_path: Path, monkeypatch, capsys
+):
+    monkeypatch.setattr(zoo, "CHECKPOINTS", tmp_path / "runs")
+    monkeypatch.setattr(store, "WEIGHTS", tmp_path / "weights")
+    assert main(["zoo", "export", "tiny-test", "--no-progress"]) != 0
+    assert re.search(r"no checkpoint at .*tiny-test.*zoo train tiny-test", capsys.readouterr().err)
+    assert not (tmp_path / "weights" / "tiny-test.pt").exists()
+    trained = zoo.train("tiny-test", until=3, progress=False)
+    (tmp_path / "weights" / "tiny-test.pt").unlink()
+    assert main(["zoo", "export", "tiny-test", "--no-progress", "--device", "cpu"]) == 0
+    exported = store.read("tiny-test")
+    assert exported["iteration"] == 3 and exported["result"] == trained["result"]
+    assert "3 of 4 it" in capsys.readouterr().out
 
 
 def test_missing_and_corrupted_weights_name_the_file_and_the_fix(tmp_path: Path):

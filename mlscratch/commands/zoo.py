@@ -1,11 +1,11 @@
-"""`python -m mlscratch zoo list | train NAME | verify [NAME]`: the shipped trained models."""
+"""`python -m mlscratch zoo list | train NAME | export NAME | verify [NAME]`: the shipped trained models."""
 
 from __future__ import annotations
 
 import argparse
 
 from .. import zoo
-from ..errors import MlscratchError
+from ..errors import ConfigError, MlscratchError
 from ..zoo import store
 
 
@@ -23,6 +23,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--no-progress", action="store_true")
     train.set_defaults(func=run_train)
+    export = sub.add_parser(
+        "export", help="write NAME's package weights from its last checkpoint now (measured on the 600 test tasks)"
+    )
+    export.add_argument("name", choices=list(zoo.RECIPES))
+    export.add_argument("--device", default="auto", help="auto (cuda when present), cpu, cuda, ...")
+    export.add_argument("--no-progress", action="store_true")
+    export.set_defaults(func=run_export)
     verify = sub.add_parser("verify", help="re-measure shipped models on the fixed test tasks")
     verify.add_argument("name", nargs="?", default=None, help="one model (default: every shipped model)")
     verify.add_argument("--tasks", type=int, default=600, help="test tasks (the first N of the recorded 600)")
@@ -58,9 +65,20 @@ def run_list(args: argparse.Namespace) -> int:
 
 def run_train(args: argparse.Namespace) -> int:
     record = zoo.train(args.name, until=args.until, device=args.device, progress=not args.no_progress)
+    return print_record(args.name, record)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    checkpoint = zoo.checkpoint_path(args.name)
+    if not checkpoint.is_file():
+        raise ConfigError(f"no checkpoint at {checkpoint}: train first with python -m mlscratch zoo train {args.name}")
+    return print_record(args.name, zoo.export(args.name, device=args.device, progress=not args.no_progress))
+
+
+def print_record(name: str, record: dict) -> int:
     result = record["result"]
     accuracy = f"{result['accuracy']:.2f} ± {result['ci95']:.2f}%"
-    print(f"{args.name}: {accuracy} on {result['n_tasks']} test tasks ({budget(record)})")
+    print(f"{name}: {accuracy} on {result['n_tasks']} test tasks ({budget(record)})")
     return 0
 
 

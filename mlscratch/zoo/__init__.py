@@ -3,6 +3,7 @@
     learner = mlscratch.zoo.load("maml-5w1s")        # ready to predict, in eval mode
     python -m mlscratch zoo list                      # accuracy +- CI beside the paper's figure, budget, device
     python -m mlscratch zoo train maml-5w1s           # (re)train from the recipe, resuming its checkpoint
+    python -m mlscratch zoo export maml-5w1s          # ship the last checkpoint now (a time-boxed CPU run)
     python -m mlscratch zoo verify [NAME] --tasks 100 # re-measure shipped models on the fixed test tasks
 
 Training writes a resumable checkpoint under runs/zoo/NAME/ and, at the end, the package's weights file:
