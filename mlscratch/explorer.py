@@ -1,11 +1,13 @@
-"""The adaptation explorer: one trained gradient-based learner, one task, its inner loop step by step, live.
+"""The adaptation explorer: trained gradient-based learners, one task, their inner loops step by step, live.
 
     panel = adaptation_explorer(zoo.load("maml-5w1s"), splits)    # sliders: inner lr, steps, ways, shots, task seed
+    panel = adaptation_explorer({"MAML": maml, "Meta Dropout": dropout}, splits)   # several learners, same task
 
-Each change draws a new test task and adapts the trained initialisation to it with plain SGD, then shows the task's
-support images, the query accuracy and the support and query losses after every inner step. Earlier settings stay
-on the curves as faint lines, so a change is seen against the last ones. No training: it answers in about a second
-on a CPU.
+Each change draws a new test task and adapts each trained initialisation to it with plain SGD on its own inner
+loss (with a Meta Dropout backbone: the noisy support loss, as at meta-test time), then shows the task's support
+images, the query accuracy and the support and query losses after every inner step. Earlier settings stay on the
+curves as faint lines, so a change is seen against the last ones. No training: it answers in about a second on a
+CPU.
 
 The trained model has a fixed `n_way`-way output layer. For another number of ways the explorer gives task class
 j the output row j mod n_way: labels are shuffled per task, so no row belongs to a class and every row starts as
@@ -22,6 +24,7 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
+from . import meta_dropout
 from .inner_loop import Params, adapt, sgd
 from .tasks import TaskBatch, TaskSampler
 from .widgets import Panel
@@ -42,8 +45,12 @@ class AdaptationCurve:
 
 
 def output_layer(model: nn.Module) -> str:
-    """Name of the last nn.Linear of a model (its output layer)."""
-    names = [name for name, module in model.named_modules() if isinstance(module, nn.Linear)]
+    """Name of the last nn.Linear of a model that the inner loop adapts (its output layer; not a noise generator)."""
+    names = [
+        name
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Linear) and not getattr(module, "outer_loop_only", False)
+    ]
     if not names:
         raise ValueError("the explorer needs a backbone whose last nn.Linear is its output layer")
     return names[-1]
@@ -59,7 +66,9 @@ def resize_head(params: Params, head: str, n_way: int) -> Params:
 def adaptation_curve(learner: nn.Module, task: TaskBatch, inner_lr: float, steps: int) -> AdaptationCurve:
     """Adapt `learner` (a MAML-family MetaLearner) to task 0 of `task` with `steps` SGD steps of `inner_lr`.
 
-    Returns the query accuracy and the query and support losses before and after each step.
+    The steps descend the learner's own inner loss (Meta Dropout: with its support-set noise, averaged over its
+    evaluation draws). Returns the query accuracy, the query loss and the noise-free support loss before and after
+    each step.
     """
     sx, sy, qx, qy = (t[0] for t in task)
     n_way = int(sy.max()) + 1
@@ -69,10 +78,13 @@ def adaptation_curve(learner: nn.Module, task: TaskBatch, inner_lr: float, steps
     def support_loss(p: Params) -> Tensor:
         return F.cross_entropy(learner.logits(p, fixed, sx), sy)
 
+    def inner_loss(p: Params) -> Tensor:
+        return meta_dropout.support_loss(learner.backbone, lambda: support_loss(p))
+
     was_training = learner.training
     learner.eval()
     try:
-        path = adapt(support_loss, params, steps, sgd(inner_lr), first_order=True, trace=True)
+        path = adapt(inner_loss, params, steps, sgd(inner_lr), first_order=True, trace=True)
         with torch.no_grad():
             query_logits = [learner.logits(p, fixed, qx, sx) for p in path]
             support = [support_loss(p).item() for p in path]
@@ -86,8 +98,14 @@ def adaptation_curve(learner: nn.Module, task: TaskBatch, inner_lr: float, steps
     )
 
 
-def draw_adaptation(task: TaskBatch, curve: AdaptationCurve, earlier: list[AdaptationCurve] = ()) -> Figure:
-    """The support images (top), then query accuracy and losses against inner steps; earlier curves faint."""
+COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red")
+
+
+def draw_adaptation(
+    task: TaskBatch, curves: dict[str, AdaptationCurve], earlier: list[dict[str, AdaptationCurve]] = ()
+) -> Figure:
+    """The support images (top), then each learner's query accuracy and losses against inner steps (one colour
+    per learner); the curves of earlier settings faint grey."""
     sx, sy = task.support_x[0], task.support_y[0]
     shown = min(len(sx), 25)
     figure = plt.figure(figsize=(11, 5.2))
@@ -99,15 +117,26 @@ def draw_adaptation(task: TaskBatch, curve: AdaptationCurve, earlier: list[Adapt
     images_ax.set_xticks([width * (j + 0.5) for j in range(shown)], [str(y) for y in sy[:shown].tolist()], fontsize=7)
     images_ax.set_yticks([])
     accuracy_ax, loss_ax = figure.add_subplot(grid[1, 0]), figure.add_subplot(grid[1, 1])
-    for old in earlier:
+    for old in (curve for run in earlier for curve in run.values()):
         accuracy_ax.plot(old.accuracy, color="grey", alpha=0.3)
         loss_ax.plot(old.query_loss, color="grey", alpha=0.3)
-    steps = range(len(curve.accuracy))
-    accuracy_ax.plot(steps, curve.accuracy, "o-", color="tab:blue", label=curve.label())
-    accuracy_ax.axhline(100 / curve.settings["n_way"], color="grey", linestyle=":", label="chance")
+    several = len(curves) > 1
+    for (name, curve), colour in zip(curves.items(), COLOURS, strict=False):
+        steps = range(len(curve.accuracy))
+        label = f"{name}: {curve.label()}" if several else curve.label()
+        accuracy_ax.plot(steps, curve.accuracy, "o-", color=colour, label=label)
+        loss_ax.plot(steps, curve.query_loss, "o-", color=colour, label=f"{name}: query" if several else "query loss")
+        loss_ax.plot(
+            steps,
+            curve.support_loss,
+            "s--",
+            color=colour,
+            alpha=0.7,
+            label=f"{name}: support" if several else "support loss",
+        )
+    n_way = next(iter(curves.values())).settings["n_way"]
+    accuracy_ax.axhline(100 / n_way, color="grey", linestyle=":", label="chance")
     accuracy_ax.set(xlabel="inner steps", ylabel="query accuracy (%)", ylim=(0, 102), title="query accuracy")
-    loss_ax.plot(steps, curve.query_loss, "o-", color="tab:blue", label="query loss")
-    loss_ax.plot(steps, curve.support_loss, "s--", color="tab:orange", label="support loss")
     loss_ax.set(xlabel="inner steps", ylabel="cross-entropy", title="losses (faint: earlier query losses)")
     for ax in (accuracy_ax, loss_ax):
         ax.xaxis.get_major_locator().set_params(integer=True)
@@ -120,27 +149,38 @@ def draw_adaptation(task: TaskBatch, curve: AdaptationCurve, earlier: list[Adapt
 
 @dataclass
 class Explorer:
-    """compute() of the panel: keeps the tasks' sampler settings and the earlier curves."""
+    """compute() of the panel: the learners by name, the tasks' sampler settings, and the earlier curves."""
 
-    learner: nn.Module
+    learners: dict[str, nn.Module]
     classes: object  # ClassImages of the split the tasks come from
     k_query: int
     overlays: int = 4
-    history: list[AdaptationCurve] = field(default_factory=list)
+    history: list[dict[str, AdaptationCurve]] = field(default_factory=list)
 
     def __call__(self, inner_lr: float, steps: int, n_way: int, k_shot: int, seed: int) -> tuple[Figure, str]:
-        device = next(self.learner.parameters()).device
+        device = next(next(iter(self.learners.values())).parameters()).device
         task = TaskSampler(self.classes, n_way, k_shot, self.k_query, 1, seed=seed, device=device).sample()
-        curve = adaptation_curve(self.learner, task, inner_lr, steps)
-        curve.settings["seed"] = seed
-        figure = draw_adaptation(task, curve, self.history[-self.overlays :])
-        self.history.append(curve)
-        text = (
-            f"{n_way}-way {k_shot}-shot test task (seed {seed}), {self.k_query} queries per class: "
-            f"{curve.accuracy[0]:.0f}% before adaptation, {curve.accuracy[-1]:.0f}% after {steps} step(s) of lr "
-            f"{inner_lr:g}; query loss {curve.query_loss[0]:.2f} -> {curve.query_loss[-1]:.2f}"
-        )
-        return figure, text
+        curves = {name: adaptation_curve(learner, task, inner_lr, steps) for name, learner in self.learners.items()}
+        for curve in curves.values():
+            curve.settings["seed"] = seed
+        figure = draw_adaptation(task, curves, self.history[-self.overlays :])
+        self.history.append(curves)
+        lines = [
+            f"{n_way}-way {k_shot}-shot test task (seed {seed}), {self.k_query} queries per class, {steps} step(s) "
+            f"of lr {inner_lr:g}:"
+        ]
+        for name, curve in curves.items():
+            lines.append(
+                f"{name}: {curve.accuracy[0]:.0f}% before adaptation, {curve.accuracy[-1]:.0f}% after; query loss "
+                f"{curve.query_loss[0]:.2f} -> {curve.query_loss[-1]:.2f}"
+            )
+        if len(curves) == 2:
+            (first, a), (second, b) = curves.items()
+            lines.append(
+                f"{second} minus {first} on this task: {b.accuracy[-1] - a.accuracy[-1]:+.0f} points (one task: "
+                "see the paired difference over many tasks before believing it)"
+            )
+        return figure, "\n".join(lines)
 
 
 def slider_ranges(classes: object, k_query: int, max_ways: int = 10, max_shots: int = 5) -> dict[str, int]:
@@ -150,7 +190,7 @@ def slider_ranges(classes: object, k_query: int, max_ways: int = 10, max_shots: 
 
 
 def adaptation_explorer(
-    learner: nn.Module,
+    learners: nn.Module | dict[str, nn.Module],
     splits: dict,
     *,
     split: str = "test",
@@ -162,15 +202,18 @@ def adaptation_explorer(
     seed: int = 0,
     run_now: bool = True,
 ) -> Panel:
-    """A live panel on a trained learner: inner lr, inner steps, ways, shots and task seed; redraws on each change.
+    """A live panel on trained learners (one module, or a dict name -> module adapted to the same task): inner lr,
+    inner steps, ways, shots and task seed; redraws on each change.
 
     Slider ranges are chosen so that every setting is a task the split can give (`slider_ranges`).
     """
+    if isinstance(learners, nn.Module):
+        learners = {type(learners).__name__: learners}
     classes = splits[split]
     limits = slider_ranges(classes, k_query)
     if limits["max_shots"] < 1 or k_query < 1:
         raise ValueError(f"the {split} split has too few drawings per class for {k_query} queries")
-    compute = Explorer(learner, classes, k_query)
+    compute = Explorer(learners, classes, k_query)
     controls = {
         "inner_lr": (0.0, 2.0, inner_lr, 0.05),
         "steps": (0, 10, steps),
@@ -178,9 +221,8 @@ def adaptation_explorer(
         "k_shot": (1, limits["max_shots"], min(k_shot, limits["max_shots"])),
         "seed": (0, 999, seed),
     }
-    return Panel(
-        compute, controls, title=f"Adapting the trained {type(learner).__name__} to one {split} task", run_now=run_now
-    )
+    title = f"Adapting the trained {' and '.join(learners)} to one {split} task"
+    return Panel(compute, controls, title=title, run_now=run_now)
 
 
 __all__ = [

@@ -67,7 +67,7 @@ def test_panel_keeps_earlier_settings_as_overlays():
     panel.controls["inner_lr"].value = 0.1
     panel.controls["seed"].value = 3
     assert panel.runs == 3
-    history = panel.compute.history
+    history = [run["MAML"] for run in panel.compute.history]
     assert [c.settings["inner_lr"] for c in history] == [0.4, 0.1, 0.1]
     assert history[-1].settings["seed"] == 3
     grey_lines = [line for line in panel.result[0].axes[1].lines if line.get_color() == "grey"]
@@ -88,3 +88,20 @@ def test_step_accuracies_are_paired_rows_of_the_evaluators_tasks():
     assert table.mean(0).tolist() == pytest.approx(result.step_accuracies, abs=1e-4)
     # task i does not depend on how many tasks are asked for (whole batches are drawn)
     assert torch.equal(step_accuracies(learner, sampler, 6, steps=2), table[:6])
+
+
+def test_two_learners_adapt_to_the_same_task_with_their_own_inner_loss():
+    torch.manual_seed(0)
+    plain = build("maml", n_way=3, width=8)
+    noisy = build("maml", n_way=3, width=8, meta_dropout="learned", meta_dropout_options={"eval_samples": 4})
+    noisy.load_state_dict(plain.state_dict(), strict=False)  # same backbone; only the noise generator differs
+    panel = adaptation_explorer({"MAML": plain, "Meta Dropout": noisy}, tiny_splits(), k_query=3, steps=2)
+    run = panel.compute.history[-1]
+    assert set(run) == {"MAML", "Meta Dropout"}
+    # same task, same start: BatchNorm undoes the near-uniform gate softplus(mu ~ 0) before adaptation
+    assert run["MAML"].accuracy[0] == run["Meta Dropout"].accuracy[0]
+    # the noisy support loss moves the weights elsewhere than plain SGD would
+    assert run["MAML"].query_loss[-1] != pytest.approx(run["Meta Dropout"].query_loss[-1], abs=1e-6)
+    assert "Meta Dropout minus MAML on this task" in panel.message.value
+    coloured = {line.get_color() for line in panel.result[0].axes[1].lines if line.get_color() != "grey"}
+    assert {"tab:blue", "tab:orange"} <= coloured
