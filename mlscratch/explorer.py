@@ -106,16 +106,9 @@ def draw_adaptation(
 ) -> Figure:
     """The support images (top), then each learner's query accuracy and losses against inner steps (one colour
     per learner); the curves of earlier settings faint grey."""
-    sx, sy = task.support_x[0], task.support_y[0]
-    shown = min(len(sx), 25)
     figure = plt.figure(figsize=(11, 5.2))
     grid = figure.add_gridspec(2, 2, height_ratios=[1, 3.2], hspace=0.35, wspace=0.25)
-    images_ax = figure.add_subplot(grid[0, :])  # one strip of images: one imshow is fast, 25 subplots are not
-    strip = torch.cat([F.pad(x[0].detach().float().cpu(), (1, 1, 1, 1), value=0.25) for x in sx[:shown]], dim=1)
-    images_ax.imshow(strip.numpy(), cmap="gray_r", vmin=0, vmax=1)
-    width = strip.shape[1] / shown
-    images_ax.set_xticks([width * (j + 0.5) for j in range(shown)], [str(y) for y in sy[:shown].tolist()], fontsize=7)
-    images_ax.set_yticks([])
+    support_strip(figure.add_subplot(grid[0, :]), task)
     accuracy_ax, loss_ax = figure.add_subplot(grid[1, 0]), figure.add_subplot(grid[1, 1])
     for old in (curve for run in earlier for curve in run.values()):
         accuracy_ax.plot(old.accuracy, color="grey", alpha=0.3)
@@ -141,10 +134,19 @@ def draw_adaptation(
     for ax in (accuracy_ax, loss_ax):
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.legend(fontsize=7)
-    images_ax.set_title(
-        f"support set: {shown} of {len(sx)} images, labels below ({len(task.query_x[0])} queries)", fontsize=9
-    )
     return figure
+
+
+def support_strip(ax: plt.Axes, task: TaskBatch, most: int = 25) -> None:
+    """Task 0's support images in one strip with their labels below (one imshow is fast, 25 subplots are not)."""
+    sx, sy = task.support_x[0], task.support_y[0]
+    shown = min(len(sx), most)
+    strip = torch.cat([F.pad(x[0].detach().float().cpu(), (1, 1, 1, 1), value=0.25) for x in sx[:shown]], dim=1)
+    ax.imshow(strip.numpy(), cmap="gray_r", vmin=0, vmax=1)
+    width = strip.shape[1] / shown
+    ax.set_xticks([width * (j + 0.5) for j in range(shown)], [str(y) for y in sy[:shown].tolist()], fontsize=7)
+    ax.set_yticks([])
+    ax.set_title(f"support set: {shown} of {len(sx)} images, labels below ({len(task.query_x[0])} queries)", fontsize=9)
 
 
 @dataclass
@@ -234,6 +236,7 @@ __all__ = [
     "draw_adaptation",
     "resize_head",
     "slider_ranges",
+    "support_strip",
 ]
 
 
