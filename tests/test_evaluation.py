@@ -117,7 +117,7 @@ def test_result_records_how_the_learner_ran_its_tasks():
     assert evaluate(maml(), sampler(), 4).execution.startswith("loop: cpu")  # no outer graph: the loop on a CPU
 
 
-def test_auto_execution_batches_only_many_small_second_order_training_tasks_on_cpu():
+def test_auto_execution_batches_only_many_small_training_tasks_on_cpu():
     """MetaLearner.resolved_execution's rule (benchmarks/bench_execution.py measures it), with its reasons."""
     learner = maml()  # 3-way, second order, execution="auto"
 
@@ -126,11 +126,11 @@ def test_auto_execution_batches_only_many_small_second_order_training_tasks_on_c
         with torch.set_grad_enabled(grad):
             return learner.resolved_execution(support, query), learner.execution_reason
 
-    assert pick() == ("vmap", "vmap: cpu, 32 tasks x 6 images, second-order meta-training")
+    assert pick() == ("vmap", "vmap: cpu, 32 tasks x 6 images, meta-training")
     assert pick(queries=4)[0] == "loop"  # 15 images per task: the loop keeps each task in cache
     assert pick(tasks=8)[0] == "loop"
-    assert pick(grad=False) == ("loop", "loop: cpu, 32 tasks x 6 images, no second-order graph")  # evaluation
-    assert pick(learner=build("fomaml", n_way=3, image_size=16, width=4))[0] == "loop"
+    assert pick(grad=False) == ("loop", "loop: cpu, 32 tasks x 6 images, no outer graph")  # evaluation
+    assert pick(learner=build("fomaml", n_way=3, image_size=16, width=4))[0] == "vmap"  # first order too
     assert learner.resolved_execution() == "loop"  # sizes unknown: the loop on a CPU
     learner.execution = "vmap"
     assert pick(queries=15) == ("vmap", "vmap: execution='vmap' was asked for")

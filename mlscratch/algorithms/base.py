@@ -89,10 +89,11 @@ class MetaLearner(nn.Module):
     def resolved_execution(self, support_x: Tensor | None = None, query_x: Tensor | None = None) -> str:
         """ "loop" or "vmap" for a batch of tasks (support_x [B, N*K, ...], query_x [B, N*Q, ...]).
 
-        "auto": vmap on a CUDA GPU. On a CPU, vmap only for second-order meta-training on many small tasks (at least
-        16 tasks of at most 12 images, e.g. 5-way 1-shot with 1 query per class), where batching the tiny
-        convolutions beats the per-task overhead; otherwise the loop, whose per-task activations stay in cache
-        (benchmarks/bench_execution.py measures where the two cross). Without the batch: the loop on a CPU.
+        "auto": vmap on a CUDA GPU. On a CPU, vmap only for meta-training on many small tasks (at least 16 tasks of
+        at most 12 images, e.g. 5-way 1-shot with 1 query per class), where batching the tiny convolutions beats the
+        per-task overhead (second order: up to 1.5x; first order: a tie at one inner step, 8-20% at five);
+        otherwise the loop, whose per-task activations stay in cache (benchmarks/bench_execution.py measures where
+        the two cross). Without the batch: the loop on a CPU.
         The choice and why are kept in `self.execution_reason`, e.g. "vmap: cpu, 32 tasks x 10 images, ...".
         """
         if self.execution not in (*EXECUTIONS, "auto"):
@@ -109,10 +110,9 @@ class MetaLearner(nn.Module):
             choice, reason = "loop", f"{device}, the default without task sizes or a measured rule"
         else:
             tasks, images = support_x.shape[0], support_x.shape[1] + query_x.shape[1]
-            second_order = torch.is_grad_enabled() and not getattr(self, "first_order", True)
-            choice = "vmap" if second_order and tasks >= 16 and images <= 12 else "loop"
-            training = "second-order meta-training" if second_order else "no second-order graph"
-            reason = f"cpu, {tasks} tasks x {images} images, {training}"
+            training = torch.is_grad_enabled()
+            choice = "vmap" if training and tasks >= 16 and images <= 12 else "loop"
+            reason = f"cpu, {tasks} tasks x {images} images, " + ("meta-training" if training else "no outer graph")
         self.execution_reason = f"{choice}: {reason}"
         return choice
 
