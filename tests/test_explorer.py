@@ -11,7 +11,7 @@ import torch  # noqa: E402
 
 pytest.importorskip("ipywidgets")
 
-from test_widgets import tiny_splits  # noqa: E402
+from random_tasks import tiny_splits  # noqa: E402
 
 from mlscratch import TaskSampler  # noqa: E402
 from mlscratch.algorithms import build  # noqa: E402

@@ -8,25 +8,15 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
-import torch  # noqa: E402
 
 widgets = pytest.importorskip("ipywidgets")
 
-from mlscratch.data import ClassImages  # noqa: E402
+from random_tasks import tiny_splits  # noqa: E402
+
 from mlscratch.errors import ConfigError  # noqa: E402
 from mlscratch.widgets import Panel, control, maml_panel, panel, task_explorer, training_panel  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny models run fastest on one thread
-
-
-def tiny_splits(n_classes: int = 12, per_class: int = 8, size: int = 28) -> dict:
-    generator = torch.Generator().manual_seed(0)
-
-    def split(offset: int) -> ClassImages:
-        images = torch.rand(n_classes, per_class, 1, size, size, generator=generator)
-        return ClassImages.from_tensors(images, names=[f"c{offset + i}" for i in range(n_classes)])
-
-    return {"train": split(0), "val": split(100), "test": split(200)}
 
 
 def line_plot(slope: float, points: int):
