@@ -16,6 +16,7 @@ the task CI, which leaves seed variance out.
 
 from __future__ import annotations
 
+import copy
 import math
 import statistics
 import time
@@ -275,7 +276,9 @@ def train_scratch(
                   device="cpu", seed=seed, progress=progress, max_seconds=seconds)  # fmt: skip
     spent = time.perf_counter() - tic
     batch = train.sample()
-    peak = peak_memory(lambda: learner.meta_loss(batch)[0].backward())
+    twin = copy.deepcopy(learner)  # one more meta-iteration, by the algorithm's own outer step, on a copy
+    optimizer, _ = twin.configure_optimizer(settings.outer_lr, settings.iterations)
+    peak = peak_memory(lambda: twin.outer_step(batch, optimizer, settings.clip_grad))
     return learner, spent, history.iteration[-1] if history.iteration else 0, peak
 
 

@@ -88,6 +88,23 @@ def test_scratch_comparison_trains_each_for_the_same_budget():
     assert "vs maml (paired)" in table and "+0.00 ± 0.00" in table
 
 
+def test_training_peak_is_one_outer_step_of_the_algorithm_itself_on_a_copy(monkeypatch):
+    splits = compare.load_data(
+        compare.scratch_settings("reptile", 3, 1, 2, 0, {"dataset": "synthetic", "image_size": 16})
+    )
+    measured = []
+    monkeypatch.setattr(compare, "peak_memory", lambda fn: measured.append(fn) or 1)
+    learner, _, _, peak = compare.train_scratch("reptile", splits, 0.3, 0, (3, 1, 2),
+                                                {"dataset": "synthetic", "image_size": 16}, False, width=4)  # fmt: skip
+    before = {name: p.clone() for name, p in learner.state_dict().items()}
+    calls = []
+    monkeypatch.setattr(type(learner), "outer_step", lambda self, *args: calls.append(self) or {})
+    measured[0]()  # what was measured: Reptile's outer step (not MAML's meta_loss), on a copy of the learner
+    assert peak == 1 and len(calls) == 1 and calls[0] is not learner
+    for name, tensor in learner.state_dict().items():
+        assert torch.equal(tensor, before[name]), name
+
+
 @pytest.mark.parametrize("protocol", ["paper", "lake"])
 def test_train_and_test_classes_are_disjoint_under_both_protocols(protocol):
     splits = load_splits("synthetic", protocol, image_size=16)
