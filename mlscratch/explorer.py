@@ -191,6 +191,21 @@ def slider_ranges(classes: object, k_query: int, max_ways: int = 10, max_shots: 
     return {"max_ways": min(max_ways, classes.n_classes), "max_shots": max(1, min(max_shots, fewest - k_query))}
 
 
+def task_sliders(classes: object, k_query: int, n_way: int, k_shot: int, seed: int, max_ways: int = 10) -> dict:
+    """Panel controls for ways, shots and the task seed whose every setting is a task the classes can give."""
+    fewest = int(classes.counts.min())
+    if k_query < 1 or fewest <= k_query:
+        raise ValueError(
+            f"{k_query} queries and one shot need more than {k_query} drawings per class; some have {fewest}"
+        )
+    limits = slider_ranges(classes, k_query, max_ways)
+    return {
+        "n_way": (2, limits["max_ways"], min(n_way, limits["max_ways"])),
+        "k_shot": (1, limits["max_shots"], min(k_shot, limits["max_shots"])),
+        "seed": (0, 999, seed),
+    }
+
+
 def adaptation_explorer(
     learners: nn.Module | dict[str, nn.Module],
     splits: dict,
@@ -212,17 +227,12 @@ def adaptation_explorer(
     if isinstance(learners, nn.Module):
         learners = {type(learners).__name__: learners}
     classes = splits[split]
-    limits = slider_ranges(classes, k_query)
-    if limits["max_shots"] < 1 or k_query < 1:
-        raise ValueError(f"the {split} split has too few drawings per class for {k_query} queries")
-    compute = Explorer(learners, classes, k_query)
     controls = {
         "inner_lr": (0.0, 2.0, inner_lr, 0.05),
         "steps": (0, 10, steps),
-        "n_way": (2, limits["max_ways"], min(n_way, limits["max_ways"])),
-        "k_shot": (1, limits["max_shots"], min(k_shot, limits["max_shots"])),
-        "seed": (0, 999, seed),
+        **task_sliders(classes, k_query, n_way, k_shot, seed),
     }
+    compute = Explorer(learners, classes, k_query)
     title = f"Adapting the trained {' and '.join(learners)} to one {split} task"
     return Panel(compute, controls, title=title, run_now=run_now)
 
@@ -237,6 +247,7 @@ __all__ = [
     "resize_head",
     "slider_ranges",
     "support_strip",
+    "task_sliders",
 ]
 
 

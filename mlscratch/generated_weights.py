@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
-from .explorer import adaptation_curve, slider_ranges, support_strip
+from .explorer import adaptation_curve, support_strip, task_sliders
 from .tasks import TaskBatch, TaskSampler
 from .widgets import Panel
 
@@ -124,12 +124,7 @@ def weights_explorer(
 ) -> Panel:
     """A live panel on a trained embedding-based Meta Network (and MAML beside it): ways, shots and task seed."""
     classes = splits[split]
-    limits = slider_ranges(classes, k_query, max_ways=20)
-    controls = {
-        "n_way": (2, limits["max_ways"], min(n_way, limits["max_ways"])),
-        "k_shot": (1, limits["max_shots"], min(k_shot, limits["max_shots"])),
-        "seed": (0, 999, seed),
-    }
+    controls = task_sliders(classes, k_query, n_way, k_shot, seed, max_ways=20)
     compute = WeightsExplorer(net, classes, k_query, maml)
     return Panel(compute, controls, title=f"Weights written for one {split} task", run_now=run_now)
 

@@ -105,3 +105,12 @@ def test_two_learners_adapt_to_the_same_task_with_their_own_inner_loss():
     assert "Meta Dropout minus MAML on this task" in panel.message.value
     coloured = {line.get_color() for line in panel.result[0].axes[1].lines if line.get_color() != "grey"}
     assert {"tab:blue", "tab:orange"} <= coloured
+
+
+def test_task_sliders_refuse_queries_that_leave_no_drawing_for_a_shot():
+    from mlscratch.explorer import task_sliders
+
+    classes = tiny_splits(per_class=8)["test"]
+    assert task_sliders(classes, 7, n_way=5, k_shot=3, seed=1)["k_shot"] == (1, 1, 1)
+    with pytest.raises(ValueError, match="8 queries and one shot need more than 8 drawings per class; some have 8"):
+        task_sliders(classes, 8, n_way=5, k_shot=1, seed=1)
