@@ -162,7 +162,9 @@ class Explorer:
     def __call__(self, inner_lr: float, steps: int, n_way: int, k_shot: int, seed: int) -> tuple[Figure, str]:
         device = next(next(iter(self.learners.values())).parameters()).device
         task = TaskSampler(self.classes, n_way, k_shot, self.k_query, 1, seed=seed, device=device).sample()
-        curves = {name: adaptation_curve(learner, task, inner_lr, steps) for name, learner in self.learners.items()}
+        with torch.random.fork_rng():  # learned noise draws: the same for the same settings, no global side effect
+            torch.manual_seed(seed)
+            curves = {name: adaptation_curve(learner, task, inner_lr, steps) for name, learner in self.learners.items()}
         for curve in curves.values():
             curve.settings["seed"] = seed
         figure = draw_adaptation(task, curves, self.history[-self.overlays :])
