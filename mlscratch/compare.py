@@ -3,9 +3,8 @@
     rows = compare_zoo(["maml-5w1s", "protonet-5w1s", "pixel-nn"])    # the shipped trained models, baselines
     rows = compare_scratch(["maml", "fomaml"], seconds=60, seeds=3)     # equal wall-clock budget, from scratch
     print(format_table(rows))
-    shape_sweep(learners, test_classes, [(5, 1), (5, 5), (20, 1)])     # accuracy against the test task shape
-    domain_shift(paper_rows, lake_rows)                                 # `paper` beside `lake` (unseen alphabets)
 
+Accuracy against the test task shape and across domains is in `mlscratch.generalisation`.
 The two baselines of `mlscratch.baselines` ("pixel-nn", "pretrain-finetune") are entries like any algorithm.
 
 Every entry is scored on the same fixed test tasks (`experiment.evaluation_tasks`), so two entries can be
@@ -162,7 +161,7 @@ def load_entry(
 ) -> tuple[str, MetaLearner, dict[str, ClassImages], dict]:
     """(name, learner ready to test, its data splits, its record) for a zoo model, algorithm or baseline.
 
-    ways=None: any model of the algorithm, whatever the ways of its output layer (for `shape_sweep`).
+    ways=None: any model of the algorithm, whatever the ways of its output layer (for `generalisation.shape_sweep`).
     splits: the data to test on (default: the model's own, loaded from its settings).
     Every zoo model is trained on the `paper` split (split_seed 0); the baselines use the same split.
     The record has the zoo's "result" (accuracies on the fixed test tasks), "iteration" and "train_seconds".
@@ -389,101 +388,6 @@ def plot(rows: list[Entry], ax: object = None) -> object:
     ax.tick_params(axis="x", rotation=30)
     ax.figure.tight_layout()
     return ax.figure
-
-
-@dataclass
-class ShapeResult:
-    """Accuracy (percent) of one model at one test task shape; accuracy None when the model cannot take it."""
-
-    name: str
-    ways: int
-    shots: int
-    accuracy: float | None
-    ci95: float | None
-    note: str = ""
-
-
-def shape_sweep(
-    learners: dict[str, MetaLearner],
-    classes: ClassImages,
-    shapes: list[tuple[int, int]],
-    queries: int = 5,
-    tasks: int = 100,
-) -> list[ShapeResult]:
-    """Each learner on the same fixed test tasks of each (ways, shots) shape.
-
-    A learner with a fixed output layer (MAML's n_way) is skipped at other ways, with the reason in `note`.
-    queries: per class; Omniglot has 20 drawings per character, so shots + queries <= 20.
-    """
-    results = []
-    for ways, shots in shapes:
-        for name, learner in learners.items():
-            if learner.n_way not in (None, ways):
-                note = f"{learner.n_way}-way output layer"
-                results.append(ShapeResult(name, ways, shots, None, None, note))
-                continue
-            accuracies = score(learner, classes, ways, shots, queries, tasks)[0]
-            results.append(ShapeResult(name, ways, shots, *mean_ci95(torch.tensor(accuracies))))
-    return results
-
-
-def plot_shapes(results: list[ShapeResult], ways: int = 5, shots: int = 1) -> object:
-    """Two panels: accuracy against shots at `ways` ways, and against ways at `shots` shot; returns the figure."""
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
-    names = list(dict.fromkeys(r.name for r in results))
-    for ax, (axis, fixed, label) in zip(axes, (("shots", ways, "ways"), ("ways", shots, "shots")), strict=True):
-        for name in names:
-            points = [r for r in results if r.name == name and getattr(r, label) == fixed and r.accuracy is not None]
-            points.sort(key=lambda r: getattr(r, axis))
-            if points:
-                xs = [getattr(r, axis) for r in points]
-                ax.errorbar(xs, [r.accuracy for r in points], yerr=[r.ci95 for r in points], marker="o",
-                            capsize=3, label=name)  # fmt: skip
-        ax.set_xscale("log")
-        ticks = sorted({getattr(r, axis) for r in results if getattr(r, label) == fixed})
-        ax.set_xticks(ticks, [str(t) for t in ticks])
-        ax.minorticks_off()
-        ax.set_xlabel(f"{axis} at test ({fixed} {label if fixed > 1 else label[:-1]})")
-    axes[0].set_ylabel("test accuracy (%)")
-    axes[1].legend(fontsize=8, loc="lower left")
-    fig.tight_layout()
-    return fig
-
-
-@dataclass
-class Shift:
-    """One model trained and tested within `paper` and within `lake`: the drop is paper - lake (points)."""
-
-    name: str
-    paper: float
-    paper_ci95: float
-    lake: float
-    lake_ci95: float
-
-    @property
-    def drop(self) -> float:
-        return self.paper - self.lake
-
-    @property
-    def drop_ci95(self) -> float:
-        """Different test tasks under the two protocols, so not paired: the two CIs add in quadrature."""
-        return math.hypot(self.paper_ci95, self.lake_ci95)
-
-
-def domain_shift(paper: list[Entry], lake: list[Entry]) -> list[Shift]:
-    """Match the rows of two `compare_scratch` runs (protocol paper and lake) by name."""
-    by_name = {r.name: r for r in lake}
-    return [Shift(r.name, r.accuracy, r.ci95, by_name[r.name].accuracy, by_name[r.name].ci95)
-            for r in paper if r.name in by_name]  # fmt: skip
-
-
-def format_shift(shifts: list[Shift]) -> str:
-    """A plain-text table of `domain_shift`."""
-    lines = [f"{'model':<18}  {'paper':<13}  {'lake':<13}  drop (paper - lake)"]
-    for s in shifts:
-        lines.append(f"{s.name:<18}  {s.paper:5.2f} ± {s.paper_ci95:4.2f}  {s.lake:5.2f} ± {s.lake_ci95:4.2f}  "
-                     f"{s.drop:+.2f} ± {s.drop_ci95:.2f}")  # fmt: skip
-    return "\n".join(lines)
 
 
 def plot_race(scratch: list[Entry], converged: list[Entry] = (), ax: object = None) -> object:

@@ -109,3 +109,19 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def tiny_zoo_model(tmp_path, monkeypatch):
+    """A two-iteration MAML zoo model on synthetic 16x16 data, registered as "tiny-compare" for one test."""
+    from mlscratch import zoo
+    from mlscratch.experiment import Settings
+    from mlscratch.zoo.recipes import Recipe
+
+    settings = Settings(algo="maml", hparams={"width": 4}, dataset="synthetic", image_size=16, ways=3, queries=1,
+                        eval_queries=2, meta_batch=2, iterations=2, val_tasks=4, eval_tasks=8)  # fmt: skip
+    zoo.add(Recipe("tiny-compare", settings, 50.0, "a test"))
+    monkeypatch.setattr(zoo.store, "WEIGHTS", tmp_path / "weights")
+    zoo.train("tiny-compare", checkpoint_folder=tmp_path / "runs", progress=False)
+    yield "tiny-compare"
+    del zoo.RECIPES["tiny-compare"]

@@ -14,7 +14,6 @@ from mlscratch.cli import main
 from mlscratch.data import load_splits
 from mlscratch.errors import ConfigError, DataError
 from mlscratch.experiment import Settings, load_data
-from mlscratch.zoo.recipes import Recipe
 
 torch.set_num_threads(1)
 
@@ -49,17 +48,6 @@ def test_every_algorithm_sees_identical_task_tensors():
         for first, second in zip(seen["maml"], seen[other], strict=True):
             for x, y in zip(first, second, strict=True):
                 assert torch.equal(x, y)
-
-
-@pytest.fixture
-def tiny_zoo_model(tmp_path, monkeypatch):
-    settings = Settings(algo="maml", hparams={"width": 4}, dataset="synthetic", image_size=16, ways=3, queries=1,
-                        eval_queries=2, meta_batch=2, iterations=2, val_tasks=4, eval_tasks=8)  # fmt: skip
-    zoo.add(Recipe("tiny-compare", settings, 50.0, "a test"))
-    monkeypatch.setattr(zoo.store, "WEIGHTS", tmp_path / "weights")
-    zoo.train("tiny-compare", checkpoint_folder=tmp_path / "runs", progress=False)
-    yield "tiny-compare"
-    del zoo.RECIPES["tiny-compare"]
 
 
 def test_zoo_comparison_and_its_errors(tiny_zoo_model, capsys):
@@ -167,30 +155,6 @@ def test_zoo_comparison_includes_the_baselines(monkeypatch, tmp_path):
     assert [r.algo for r in rows] == ["pixel-nn", "pretrain-finetune"] and rows[1].iterations == 2
     cached = compare.compare_zoo(["pretrain-finetune"], **shape)
     assert len(list(tmp_path.iterdir())) == 1 and cached[0].task_accuracies == rows[1].task_accuracies
-
-
-def test_shape_sweep_skips_fixed_output_layers_and_the_cli_prints_it(tiny_zoo_model, capsys):
-    splits = load_data(Settings(dataset="synthetic", image_size=16))
-    learners = {"maml": build("maml", n_way=3, image_size=16, width=4), "pixel-nn": PixelNearestNeighbour()}
-    results = compare.shape_sweep(learners, splits["test"], [(3, 1), (5, 2)], queries=2, tasks=4)
-    assert [(r.name, r.ways, r.shots, r.accuracy is None) for r in results] == [
-        ("maml", 3, 1, False), ("pixel-nn", 3, 1, False), ("maml", 5, 2, True), ("pixel-nn", 5, 2, False)
-    ]  # fmt: skip
-    assert results[2].note == "3-way output layer"
-    assert compare.plot_shapes(results, ways=3, shots=1).axes[0].get_xlabel() == "shots at test (3 ways)"
-    assert main(["compare", "--algos", tiny_zoo_model, "--ways", "3", "4", "--shots", "1", "--tasks", "4",
-                 "--queries", "2"]) == 0  # fmt: skip
-    out = capsys.readouterr().out
-    assert "4-way  1-shot     -   (3-way output layer)" in out and "3-way  1-shot" in out
-
-
-def test_domain_shift_drop_and_its_unpaired_ci():
-    def row(name, accuracy, ci):
-        return compare.Entry(name, name, accuracy, ci, [], 0.0, 0)
-
-    shifts = compare.domain_shift([row("a", 90.0, 3.0), row("b", 80.0, 1.0)], [row("a", 86.0, 4.0)])
-    assert len(shifts) == 1 and shifts[0].drop == 4.0 and shifts[0].drop_ci95 == 5.0
-    assert "+4.00 ± 5.00" in compare.format_shift(shifts)
 
 
 def test_cli_errors_name_the_fix(capsys):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import itertools
 
-from .. import compare, zoo
+from .. import compare, generalisation, zoo
 from ..algorithms import ALGORITHMS
 from ..baselines import BASELINES
 from ..errors import ConfigError
@@ -62,7 +62,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         name, learner, splits, _ = compare.load_entry(entry, None, args.shots[0], args.root, args.pretrain_steps)
         learners[name], classes = learner, splits["test"]
     shapes = list(itertools.product(args.ways, args.shots))
-    results = compare.shape_sweep(learners, classes, shapes, args.queries, args.tasks)
+    results = generalisation.shape_sweep(learners, classes, shapes, args.queries, args.tasks)
     for r in results:
         text = f"{r.accuracy:6.2f} ± {r.ci95:.2f}" if r.accuracy is not None else f"   -   ({r.note})"
         print(f"{r.name:<24} {r.ways:>3}-way {r.shots:>2}-shot  {text}")
@@ -70,7 +70,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     if args.json:
         write_json({"settings": vars(args) | {"func": None}, "shapes": [vars(r) for r in results]}, args.json)
     if args.plot:
-        compare.plot_shapes(results, args.ways[0], args.shots[0]).savefig(args.plot, dpi=120)
+        generalisation.plot_shapes(results, args.ways[0], args.shots[0]).savefig(args.plot, dpi=120)
     return 0
 
 
@@ -107,8 +107,8 @@ def run_compare(args: argparse.Namespace) -> int:
              if args.seeds > 1 and args.source == "scratch" else ""))  # fmt: skip
     shifts = None
     if len(by_protocol) == 2:
-        shifts = compare.domain_shift(by_protocol["paper"], by_protocol["lake"])
-        print("\n" + compare.format_shift(shifts))
+        shifts = generalisation.domain_shift(by_protocol["paper"], by_protocol["lake"])
+        print("\n" + generalisation.format_shift(shifts))
         print("lake tests on alphabets never seen in training, paper on new characters of seen alphabets; "
               "different tasks, so the drop's CI is not paired")  # fmt: skip
     if args.json:
