@@ -11,6 +11,7 @@ import torch
 from mlscratch import zoo
 from mlscratch.algorithms import build
 from mlscratch.cli import main
+from mlscratch.commands import compare as compare_command
 from mlscratch.errors import ConfigError, DataError
 from mlscratch.experiment import Settings, evaluation_tasks, load_data
 from mlscratch.zoo import store
@@ -96,6 +97,18 @@ def test_list_shows_every_recipe_with_the_papers_figure(capsys):
         assert name in out
         if recipe.paper is not None:
             assert f"{recipe.paper:.2f}" in out
+
+
+def test_available_filters_by_the_task_shape_trained_for(tiny_recipe, monkeypatch, tmp_path: Path, capsys):
+    shipped = ["maml-5w1s", "maml-5w5s", "tiny-test"]
+    for name in shipped:
+        (tmp_path / name).touch()
+    monkeypatch.setattr(store, "weights_path", lambda name: tmp_path / (name if name in shipped else "absent"))
+    assert zoo.available() == shipped
+    assert zoo.available(5, 1) == ["maml-5w1s"] and zoo.available(shots=5) == ["maml-5w5s"]
+    assert zoo.available(3, 1) == ["tiny-test"]
+    assert compare_command.zoo_entries(None, 5, 1)[:1] == ["maml-5w1s"]  # then the baselines
+    assert "trained for other task shapes, skipped: maml-5w5s, tiny-test" in capsys.readouterr().out
 
 
 def test_every_recipe_trains_on_the_fixed_paper_split():

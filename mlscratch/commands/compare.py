@@ -43,14 +43,18 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_compare)
 
 
-def zoo_entries(algos: list[str] | None) -> list[str]:
-    """The asked entries, or every trained zoo model and the baselines; says which zoo models are skipped."""
+def zoo_entries(algos: list[str] | None, ways: int | None = None, shots: int | None = None) -> list[str]:
+    """The asked entries, or every trained zoo model (of that task shape, if given) and the baselines; says which
+    zoo models are skipped and why."""
     if algos:
         return algos
     untrained = [name for name in zoo.RECIPES if name not in zoo.available()]
     if untrained:
         print(f"not trained yet, skipped: {', '.join(untrained)} (python -m mlscratch zoo train NAME)")
-    return [*zoo.available(), *BASELINES]
+    other_shape = [name for name in zoo.available() if name not in zoo.available(ways, shots)]
+    if other_shape:
+        print(f"trained for other task shapes, skipped: {', '.join(other_shape)} (name them with --algos)")
+    return [*zoo.available(ways, shots), *BASELINES]
 
 
 def run_sweep(args: argparse.Namespace) -> int:
@@ -83,7 +87,7 @@ def run_compare(args: argparse.Namespace) -> int:
     shape = {"ways": ways, "shots": shots, "queries": args.queries, "tasks": args.tasks, "root": args.root}
     by_protocol = {}
     if args.source == "zoo":
-        entries = zoo_entries(args.algos)
+        entries = zoo_entries(args.algos, ways, shots)
         by_protocol["paper"] = compare.compare_zoo(entries, **shape, pretrain_steps=args.pretrain_steps,
                                                    remeasure=args.remeasure)  # fmt: skip
     for protocol in args.protocol if args.source == "scratch" else []:

@@ -39,9 +39,13 @@ def recipe(name: str) -> Recipe:
     return RECIPES[name]
 
 
-def available() -> list[str]:
-    """Names of the recipes whose weights ship with the package."""
-    return [name for name in RECIPES if store.weights_path(name).is_file()]
+def available(ways: int | None = None, shots: int | None = None) -> list[str]:
+    """Names of the recipes whose weights ship with the package; given ways/shots, only those trained at that shape."""
+    return [
+        name
+        for name, r in RECIPES.items()
+        if store.weights_path(name).is_file() and ways in (None, r.settings.ways) and shots in (None, r.settings.shots)
+    ]
 
 
 def load(name: str, device: str | torch.device = "cpu") -> MetaLearner:
