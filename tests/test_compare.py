@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -153,8 +154,48 @@ def test_zoo_comparison_includes_the_baselines(monkeypatch, tmp_path):
     shape = {"ways": 3, "queries": 2, "tasks": 4, "pretrain_steps": 2, "splits": splits}
     rows = compare.compare_zoo(["pixel-nn", "pretrain-finetune"], **shape)
     assert [r.algo for r in rows] == ["pixel-nn", "pretrain-finetune"] and rows[1].iterations == 2
+    (kept,) = tmp_path.iterdir()
+    assert kept.name == "pretrain-finetune-synthetic-paper0-16px-2steps.pt"
+    assert all(v.dtype != torch.float32 for v in torch.load(kept, weights_only=True)["state"].values())  # float16
+    monkeypatch.setattr(compare, "pretrain", lambda *a, **k: pytest.fail("pretrained again instead of reading"))
     cached = compare.compare_zoo(["pretrain-finetune"], **shape)
-    assert len(list(tmp_path.iterdir())) == 1 and cached[0].task_accuracies == rows[1].task_accuracies
+    assert cached[0].task_accuracies == rows[1].task_accuracies  # the kept float16 weights are what was tested
+
+
+def test_a_damaged_baseline_file_names_the_file_and_the_fix(monkeypatch, tmp_path):
+    monkeypatch.setattr(compare, "BASELINE_CACHE", tmp_path)
+    splits = load_data(Settings(dataset="synthetic", image_size=16))
+    (tmp_path / compare.baseline_file("pretrain-finetune", splits, 2)).write_bytes(b"half a file")
+    with pytest.raises(DataError, match="pretrain-finetune-synthetic.*unreadable.*zoo train pretrain-finetune"):
+        compare.cached_baseline("pretrain-finetune", splits, 2)
+
+
+def test_a_shipped_baseline_is_read_with_its_accuracy_instead_of_pretraining(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(compare, "SHIPPED_BASELINES", tmp_path / "shipped")
+    monkeypatch.setattr(compare, "BASELINE_CACHE", tmp_path / "cache")
+    splits = load_data(Settings(dataset="synthetic", image_size=16))
+    record = compare.ship_baseline(splits, steps=3, tasks=4)
+    assert record["pretraining"]["iterations"] == 3 and record["result"]["n_tasks"] == 4
+    monkeypatch.setattr(compare, "pretrain", lambda *a, **k: pytest.fail("pretrained again instead of reading"))
+    learner, pretraining = compare.cached_baseline("pretrain-finetune", splits, 3)
+    accuracies, _, _ = compare.score(learner, splits["test"], 5, 1, 15, 4)
+    assert accuracies == record["result"]["task_accuracies"] and pretraining == record["pretraining"]
+    assert not (tmp_path / "cache").exists()
+    assert main(["zoo", "list"]) == 0
+    row = re.search(r"^pretrain-finetune +5-way 1-shot +([\d.]+) ± .*3 batches", capsys.readouterr().out, re.M)
+    assert row and float(row[1]) == pytest.approx(record["result"]["accuracy"], abs=0.01)
+
+
+def test_the_shipped_baseline_re_measures_as_recorded(omniglot_root):
+    """The package's pretrain-finetune (3,000 batches) loads without pretraining and scores what its record says."""
+    splits = load_data(Settings(), root=str(omniglot_root))
+    path = compare.SHIPPED_BASELINES / compare.baseline_file("pretrain-finetune", splits, compare.PRETRAIN_STEPS)
+    assert path.is_file(), f"{path} is missing: python -m mlscratch zoo train pretrain-finetune"
+    learner, record = compare.read_baseline(path)
+    recorded = record["result"]["task_accuracies"][:50]
+    accuracies, _, _ = compare.score(learner, splits["test"], 5, 1, 15, 50)
+    assert sum(accuracies) / 50 == pytest.approx(sum(recorded) / 50, abs=0.5)
+    assert record["pretraining"]["iterations"] == compare.PRETRAIN_STEPS and record["result"]["accuracy"] > 90
 
 
 def test_cli_errors_name_the_fix(capsys):

@@ -1,12 +1,19 @@
-"""`python -m mlscratch zoo list | train NAME | export NAME | verify [NAME]`: the shipped trained models."""
+"""`python -m mlscratch zoo list | train NAME | export NAME | verify [NAME]`: the shipped trained models.
+
+`zoo train pretrain-finetune [--until STEPS]` pretrains the baseline that `compare` loads and ships it too.
+"""
 
 from __future__ import annotations
 
 import argparse
 
-from .. import zoo
+from .. import compare, zoo
+from ..baselines import PretrainFinetune
 from ..errors import ConfigError, MlscratchError
+from ..experiment import Settings, load_data
 from ..zoo import store
+
+BASELINE = PretrainFinetune.name  # shipped beside the zoo: `compare` scores it next to the meta-learners
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -16,10 +23,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     listing.add_argument("--markdown", action="store_true", help="print a Markdown table (for the README)")
     listing.set_defaults(func=run_list)
     train = sub.add_parser("train", help="train NAME from its recipe (resumes runs/zoo/NAME/checkpoint.pt exactly)")
-    train.add_argument("name", choices=list(zoo.RECIPES))
+    train.add_argument("name", choices=[*zoo.RECIPES, BASELINE])
     train.add_argument("--device", default="auto", help="auto (cuda when present), cpu, cuda, ...")
     train.add_argument(
-        "--until", type=int, default=None, help="stop after this many iterations (default: the recipe's)"
+        "--until",
+        type=int,
+        default=None,
+        help=f"stop after this many iterations (default: the recipe's; {BASELINE}: {compare.PRETRAIN_STEPS} batches)",
     )
     train.add_argument("--no-progress", action="store_true")
     train.set_defaults(func=run_train)
@@ -54,6 +64,12 @@ def run_list(args: argparse.Namespace) -> int:
             continue
         result = record["result"]
         rows.append((name, recipe.setting, f"{result['accuracy']:.2f} ± {result['ci95']:.2f}", paper, budget(record)))
+    for path in sorted(compare.SHIPPED_BASELINES.glob("*.pt")):  # the baseline compare loads; any task shape
+        _, record = compare.read_baseline(path)
+        result, done = record.get("result") or {}, record["pretraining"]
+        accuracy = f"{result['accuracy']:.2f} ± {result['ci95']:.2f}" if result else "-"
+        spent = f"{done['iterations']:,} batches, {done['seconds']:.0f} s on cpu (baseline)"
+        rows.append((record.get("name", path.stem), "5-way 1-shot", accuracy, "-", spent))
     if args.markdown:
         print("\n".join("| " + " | ".join(row) + " |" for row in [rows[0], ["---"] * len(rows[0]), *rows[1:]]))
         return 0
@@ -64,8 +80,23 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    if args.name == BASELINE:
+        return train_baseline(args.until or compare.PRETRAIN_STEPS)
     record = zoo.train(args.name, until=args.until, device=args.device, progress=not args.no_progress)
     return print_record(args.name, record)
+
+
+def train_baseline(steps: int) -> int:
+    """Pretrain the pretrain-finetune baseline from scratch on the `paper` split and ship it (about 10 min on CPU)."""
+    if steps < 1:
+        raise ConfigError(f"--until must be a positive number of pretraining batches, got {steps}")
+    record = compare.ship_baseline(load_data(Settings()), steps)
+    result, done = record["result"], record["pretraining"]
+    print(
+        f"{BASELINE}: {result['accuracy']:.2f} ± {result['ci95']:.2f}% on {result['n_tasks']} test tasks "
+        f"({done['iterations']:,} batches of 64, {done['seconds']:.0f} s); shipped in {compare.SHIPPED_BASELINES}"
+    )
+    return 0
 
 
 def run_export(args: argparse.Namespace) -> int:
