@@ -186,9 +186,11 @@ def ship_baseline(
     first `tasks` fixed 5-way 1-shot test tasks measured on the saved float16 weights. Returns the record."""
     learner, done = baseline(PretrainFinetune.name, splits["train"], steps=steps)
     learner.load_state_dict(zoo.store.expand(zoo.store.compact(learner.state_dict())))  # measure what ships
-    accuracies, _, _ = score(learner.eval(), splits["test"], 5, 1, 15, tasks)
+    shape = {"ways": 5, "shots": 1, "queries": 15}  # the zoo's test tasks
+    accuracies, _, _ = score(learner.eval(), splits["test"], **shape, tasks=tasks)
     mean, ci = mean_ci95(torch.tensor(accuracies))
-    result = {"accuracy": round(mean, 3), "ci95": round(ci, 3), "n_tasks": tasks, "task_accuracies": accuracies}
+    result = {"accuracy": round(mean, 3), "ci95": round(ci, 3), "n_tasks": tasks, **shape}
+    result["task_accuracies"] = accuracies
     path = (folder or SHIPPED_BASELINES) / baseline_file(learner.name, splits, steps)
     return save_baseline(learner, done, path, result=result, torch=str(torch.__version__))
 

@@ -66,10 +66,11 @@ def run_list(args: argparse.Namespace) -> int:
         rows.append((name, recipe.setting, f"{result['accuracy']:.2f} ± {result['ci95']:.2f}", paper, budget(record)))
     for path in sorted(compare.SHIPPED_BASELINES.glob("*.pt")):  # the baseline compare loads; any task shape
         _, record = compare.read_baseline(path)
-        result, done = record.get("result") or {}, record["pretraining"]
-        accuracy = f"{result['accuracy']:.2f} ± {result['ci95']:.2f}" if result else "-"
+        result, done = record["result"], record["pretraining"]
+        accuracy = f"{result['accuracy']:.2f} ± {result['ci95']:.2f}"
         spent = f"{done['iterations']:,} batches, {done['seconds']:.0f} s on cpu (baseline)"
-        rows.append((record.get("name", path.stem), "5-way 1-shot", accuracy, "-", spent))
+        setting = f"{result['ways']}-way {result['shots']}-shot"
+        rows.append((record["name"], setting, accuracy, "-", spent))
     if args.markdown:
         print("\n".join("| " + " | ".join(row) + " |" for row in [rows[0], ["---"] * len(rows[0]), *rows[1:]]))
         return 0
