@@ -8,6 +8,8 @@ handful of tensor ops, on whatever device the images live on.
 
 from __future__ import annotations
 
+import hashlib
+import warnings
 from collections.abc import Iterator
 from typing import NamedTuple
 
@@ -133,8 +135,21 @@ class TaskSampler:
             yield self.sample()
 
     def state_dict(self) -> dict:
-        return {"seed": self.seed, "rng": self.generator.get_state()}
+        return {"seed": self.seed, "rng": self.generator.get_state(), "device": self.device.type}
 
     def load_state_dict(self, state: dict) -> None:
+        """Continue the saved task stream. A generator's state only fits its own kind of device, so a stream
+        saved on another (a CPU run continued on a GPU) is re-seeded from the saved state: deterministic for
+        the checkpoint, but not the tasks an uninterrupted run would have drawn (a warning says so)."""
         self.seed = state["seed"]
-        self.generator.set_state(state["rng"])
+        saved_on = state.get("device", "cpu")
+        if saved_on == self.device.type:
+            self.generator.set_state(state["rng"].cpu())
+            return
+        digest = hashlib.sha256(state["rng"].cpu().numpy().tobytes()).digest()
+        self.generator.manual_seed(int.from_bytes(digest[:8], "little") >> 1)
+        warnings.warn(
+            f"the task stream was saved on {saved_on} and continues on {self.device.type}: re-seeded from the "
+            "saved state, so the tasks from here differ from those of an uninterrupted run",
+            stacklevel=2,
+        )

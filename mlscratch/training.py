@@ -116,7 +116,7 @@ def fit(
     torch.manual_seed(seed)
     history, start = History(), 0
     if checkpoint is not None and resume and Path(checkpoint).exists():
-        state = read_checkpoint(checkpoint, map_location=device)
+        state = read_checkpoint(checkpoint)  # on the CPU: RNG states must stay there; weights are copied over
         if state["algo"] != learner.name or state["hparams"] != learner.hparams:
             raise ConfigError(
                 f"checkpoint {str(checkpoint)!r} holds a different model ({state['algo']}, "

@@ -102,6 +102,27 @@ def test_state_dict_resumes_the_exact_stream():
         assert all(torch.equal(x, y) for x, y in zip(want, got, strict=True))
 
 
+def test_a_stream_saved_on_another_device_is_reseeded_from_its_state_with_a_warning():
+    """A CUDA generator's state cannot drive a CPU generator (nor the reverse): a CPU run continued on a GPU
+    must still resume, deterministically for the checkpoint, and say that its tasks now differ."""
+    classes = random_classes()
+    saved = TaskSampler(classes, 5, 1, 2, 4, seed=7).state_dict()
+    assert saved["device"] == "cpu"
+    elsewhere = {**saved, "device": "cuda"}  # as a GPU run would have saved it
+    streams = []
+    for _ in range(2):
+        resumed = TaskSampler(classes, 5, 1, 2, 4, seed=0)
+        with pytest.warns(UserWarning, match="saved on cuda and continues on cpu: re-seeded"):
+            resumed.load_state_dict(elsewhere)
+        streams.append(resumed.sample())
+    same_device = TaskSampler(classes, 5, 1, 2, 4, seed=0)
+    same_device.load_state_dict(saved)
+    assert all(torch.equal(x, y) for x, y in zip(*streams, strict=True))  # the same checkpoint, the same tasks
+    assert not torch.equal(streams[0].support_x, same_device.sample().support_x)
+    legacy = {"seed": 7, "rng": saved["rng"]}  # checkpoints written before the device was recorded: CPU
+    TaskSampler(classes, 5, 1, 2, 4).load_state_dict(legacy)
+
+
 def test_iteration_yields_batches():
     sampler = TaskSampler(random_classes(), 2, 1, 1, 3)
     first, second = next(iter(sampler)), next(iter(sampler))
