@@ -145,12 +145,16 @@ def run(
     progress: bool = True,
     learner: MetaLearner | None = None,
     test: bool = True,
+    until: int | None = None,
+    max_seconds: float | None = None,
 ) -> Experiment:
     """Train `settings.algo` as the settings say, then test it on `eval_tasks` fixed test tasks.
 
     splits: the data (default: loaded from the settings). checkpoint: resumed if it exists, written while
     training. validate: record validation accuracy every `val_every` iterations. learner: start from this
     one instead of building a new one (it must match the settings). test=False: skip the test (result None).
+    until / max_seconds: stop early, after that iteration / once that much training time is spent; the schedules
+    still span `settings.iterations`, so a later call continues the same run from the checkpoint.
     """
     device = resolve_device(device)
     splits = splits if splits is not None else load_data(settings, root)
@@ -172,6 +176,8 @@ def run(
         seed=settings.seed,
         progress=progress,
         metadata={**settings.to_dict(), "device": str(device)},
+        until=until,
+        max_seconds=max_seconds,
     )
     result = evaluate(learner, tasks["test"], settings.eval_tasks, progress=progress) if test else None
     return Experiment(learner, history, result, settings)

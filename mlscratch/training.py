@@ -96,6 +96,7 @@ def fit(
     progress: bool = True,
     metadata: dict | None = None,
     max_seconds: float | None = None,
+    until: int | None = None,
 ) -> History:
     """Meta-train `learner` for `iterations` meta-batches from `train_sampler`; returns the History.
 
@@ -103,10 +104,14 @@ def fit(
     (the same tasks each time). checkpoint: written every `checkpoint_every` iterations and at the end;
     with resume=True an existing checkpoint there is loaded and training continues exactly where it
     stopped (same seed -> same numbers as an uninterrupted run). max_seconds: also stop once this much
-    training time is spent (equal-budget comparisons). Raises TrainingDiverged on NaN/inf loss.
+    training time is spent (equal-budget comparisons). until: stop after this iteration while schedules still
+    span `iterations` (one time-boxed part of a longer run). Raises TrainingDiverged on NaN/inf loss.
     """
     if not isinstance(iterations, int) or iterations < 0:
         raise ConfigError(f"iterations must be an integer >= 0, got {iterations!r}")
+    if until is not None and (not isinstance(until, int) or until < 1):
+        raise ConfigError(f"until must be a positive number of iterations, got {until!r}")
+    last = iterations if until is None else min(until, iterations)
     for name, value in (("val_every", val_every), ("checkpoint_every", checkpoint_every), ("val_tasks", val_tasks)):
         if value < 1:
             raise ConfigError(f"{name} must be >= 1, got {value}")
@@ -145,9 +150,9 @@ def fit(
 
     learner.train()
     elapsed = history.training_seconds
-    bar = tqdm(total=iterations, initial=start, desc=f"train {learner.name}", unit="it", disable=not progress)
+    bar = tqdm(total=last, initial=min(start, last), desc=f"train {learner.name}", unit="it", disable=not progress)
     with bar:
-        for iteration in range(start + 1, iterations + 1):
+        for iteration in range(start + 1, last + 1):
             tic = time.perf_counter()
             batch = train_sampler.sample().to(device)
             try:
@@ -163,7 +168,7 @@ def fit(
             postfix = {"loss": f"{metrics['loss']:.3f}", "acc": f"{100 * metrics['accuracy']:.1f}%"}
             if history.execution:
                 postfix["tasks"] = history.execution.split(":")[0]  # "loop" or "vmap"
-            if val_sampler is not None and (iteration % val_every == 0 or iteration == iterations):
+            if val_sampler is not None and (iteration % val_every == 0 or iteration == last):
                 result = evaluate(learner, val_sampler, val_tasks, per_step=False)
                 history.val_iteration.append(iteration)
                 history.val_accuracy.append(result.accuracy)
@@ -173,7 +178,7 @@ def fit(
             bar.set_postfix(postfix, refresh=False)
             bar.update()
             out_of_time = max_seconds is not None and elapsed >= max_seconds
-            if checkpoint is not None and (iteration % checkpoint_every == 0 or iteration == iterations or out_of_time):
+            if checkpoint is not None and (iteration % checkpoint_every == 0 or iteration == last or out_of_time):
                 save(iteration)
             if out_of_time:
                 break

@@ -64,6 +64,31 @@ def test_train_resumes_exports_float16_and_records_the_evaluators_measurement(ti
     assert straight["result"]["task_accuracies"] == full["result"]["task_accuracies"]
 
 
+def test_a_time_boxed_part_keeps_the_recipes_schedule_and_continues_the_same_run(tmp_path: Path):
+    """--until / --seconds stop early without shortening the schedule: Reptile's step anneals to 0 at the recipe's
+    last iteration, not at the stop, and the parts together are the uninterrupted run."""
+    settings = Settings(algo="reptile", hparams={"width": 4, "inner_steps": 2, "inner_batch": 2, "test_inner_steps": 2},
+                        dataset="synthetic", image_size=16, ways=3, shots=1, queries=1, eval_queries=2, meta_batch=2,
+                        iterations=4, outer_lr=1.0, val_tasks=5, eval_tasks=10)  # fmt: skip
+    zoo.add(Recipe("tiny-reptile", settings, None, "a test"))
+    try:
+        folders = {"checkpoint_folder": tmp_path / "parts", "weights_folder": tmp_path / "w1", "progress": False}
+        assert zoo.train("tiny-reptile", until=2, **folders)["iteration"] == 2
+        checkpoint = zoo.read_checkpoint(zoo.checkpoint_path("tiny-reptile", tmp_path / "parts"))
+        assert checkpoint["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1.0 * (1 - 2 / 4))
+        assert zoo.train("tiny-reptile", seconds=1e-9, **folders)["iteration"] == 3  # the time box: one more
+        parts = zoo.train("tiny-reptile", **folders)
+        straight = zoo.train("tiny-reptile", checkpoint_folder=tmp_path / "one", weights_folder=tmp_path / "w2",
+                             progress=False)  # fmt: skip
+        assert parts["iteration"] == straight["iteration"] == 4
+        for name, tensor in parts["state"].items():
+            torch.testing.assert_close(tensor, straight["state"][name], msg=name)
+        with pytest.raises(ConfigError, match="--seconds must be a positive"):
+            zoo.train("tiny-reptile", seconds=0, **folders)
+    finally:
+        del zoo.RECIPES["tiny-reptile"]
+
+
 def test_cli_export_writes_the_last_checkpoint_and_says_how_to_train_without_one(
     tiny_recipe, tmp_path: Path, monkeypatch, capsys
 ):

@@ -31,6 +31,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         default=None,
         help=f"stop after this many iterations (default: the recipe's; {BASELINE}: {compare.PRETRAIN_STEPS} batches)",
     )
+    train.add_argument(
+        "--seconds", type=float, default=None, help="stop after this many more seconds of training (a time box)"
+    )
     train.add_argument("--no-progress", action="store_true")
     train.set_defaults(func=run_train)
     export = sub.add_parser(
@@ -82,8 +85,12 @@ def run_list(args: argparse.Namespace) -> int:
 
 def run_train(args: argparse.Namespace) -> int:
     if args.name == BASELINE:
+        if args.seconds is not None:
+            raise ConfigError(f"{BASELINE} pretrains for a number of batches: use --until STEPS, not --seconds")
         return train_baseline(args.until or compare.PRETRAIN_STEPS)
-    record = zoo.train(args.name, until=args.until, device=args.device, progress=not args.no_progress)
+    record = zoo.train(
+        args.name, until=args.until, seconds=args.seconds, device=args.device, progress=not args.no_progress
+    )
     return print_record(args.name, record)
 
 

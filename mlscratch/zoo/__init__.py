@@ -123,22 +123,32 @@ def train(
     name: str,
     *,
     until: int | None = None,
+    seconds: float | None = None,
     device: str | torch.device = "auto",
     checkpoint_folder: Path | None = None,
     weights_folder: Path | None = None,
     progress: bool = True,
 ) -> dict:
-    """Train recipe `name` (resuming its checkpoint exactly), up to `until` iterations (default: the recipe's),
-    then export the weights. Returns the weights record."""
+    """Train recipe `name` (resuming its checkpoint exactly), then export the weights; returns their record.
+
+    until: stop after this iteration; seconds: stop after this many more seconds of training. Either way the
+    recipe's schedule still spans all its iterations (Reptile anneals its step to 0 at the recipe's end, not at
+    `until`), so a later call continues the very same run.
+    """
     settings = recipe(name).settings
-    if until is not None:
-        if not isinstance(until, int) or until < 1:
-            raise ConfigError(f"--until must be a positive number of iterations, got {until!r}")
-        settings = Settings.from_dict({**settings.to_dict(), "iterations": min(until, settings.iterations)})
+    if until is not None and (not isinstance(until, int) or until < 1):
+        raise ConfigError(f"--until must be a positive number of iterations, got {until!r}")
+    if seconds is not None and not seconds > 0:
+        raise ConfigError(f"--seconds must be a positive number of seconds, got {seconds!r}")
     path = checkpoint_path(name, checkpoint_folder)
+    max_seconds = None
+    if seconds is not None:  # fit counts the training seconds of the whole run, earlier sessions included
+        spent = read_checkpoint(path)["history"]["seconds"] if path.is_file() else []
+        max_seconds = (spent[-1] if spent else 0.0) + seconds
     device = resolve_device(device)
     splits = load_data(settings)
-    run(settings, splits, device=device, checkpoint=path, checkpoint_every=100, progress=progress, test=False)
+    run(settings, splits, device=device, checkpoint=path, checkpoint_every=100, progress=progress, test=False,
+        until=until, max_seconds=max_seconds)  # fmt: skip
     return export(name, path, splits=splits, folder=weights_folder, device=device, progress=progress)
 
 
