@@ -156,14 +156,18 @@ __all__ = [
 # --- a stateful update rule ---------------------------------------------------------------------------
 
 
-def adam(lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> UpdateRule:
+def adam(
+    lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, state: dict | None = None
+) -> UpdateRule:
     """Adam (Kingma & Ba 2015) as an inner-loop rule: p - lr * m_hat / (sqrt(v_hat) + eps), per weight.
 
-    m, v: running means of g and g*g, bias-corrected by 1 - beta**t after t steps. The rule keeps them, so it is
-    stateful: build a fresh rule for every task (Reptile's inner loop does). Differentiable like `sgd`.
+    m, v: running means of g and g*g, bias-corrected by 1 - beta**t after t steps. They live in `state`
+    ({"t": 0, "m": {}, "v": {}} when not given), which the rule updates in place: pass a fresh dict for
+    moments that start from zero on every task, or the same dict again to carry them on (the official
+    Reptile code does). Differentiable like `sgd`.
     """
     beta1, beta2 = betas
-    state: dict = {"t": 0, "m": {}, "v": {}}
+    state = {"t": 0, "m": {}, "v": {}} if state is None else state
 
     def update(params: Params, grads: Params) -> Params:
         state["t"] += 1

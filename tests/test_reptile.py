@@ -47,12 +47,17 @@ def task_images(tasks: TaskBatch) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 # --- an independent implementation with plain autograd ------------------------------------------------
-def adapted_by_hand(model, theta, x, y, order, optimizer, lr, steps):
-    """phi after `steps` inner steps of SGD or Adam (beta1 = 0, beta2 = 0.999, eps = 1e-8), mini-batch s = order[s]."""
+def adapted_by_hand(model, theta, x, y, order, optimizer, lr, steps, adam_state=None):
+    """phi after `steps` inner steps of SGD or Adam (beta1 = 0, beta2 = 0.999, eps = 1e-8), mini-batch s = order[s].
+
+    adam_state: {"t": steps so far, "v": second moments}, updated in place (the official code's carried Adam);
+    None: fresh moments."""
     params = {n: p.clone().requires_grad_() for n, p in theta.items()}
-    second_moment = {n: torch.zeros_like(p) for n, p in theta.items()}
-    for t in range(1, steps + 1):
-        index = order[t - 1]
+    adam_state = {"t": 0, "v": {n: torch.zeros_like(p) for n, p in theta.items()}} if adam_state is None else adam_state
+    second_moment, t0 = adam_state["v"], adam_state["t"]
+    adam_state["t"] += steps
+    for t in range(t0 + 1, t0 + steps + 1):
+        index = order[t - t0 - 1]
         loss = F.cross_entropy(functional_call(model, params, (x[index],)), y[index])
         grads = dict(zip(params, torch.autograd.grad(loss, list(params.values())), strict=True))
         new = {}
@@ -67,15 +72,17 @@ def adapted_by_hand(model, theta, x, y, order, optimizer, lr, steps):
 
 
 @pytest.mark.parametrize("inner_batch", [None, 4])
-@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_outer_update_is_theta_plus_epsilon_times_mean_of_phi_minus_theta(optimizer, inner_batch):
-    learner, tasks = tiny(inner_optimizer=optimizer, inner_steps=3, inner_batch=inner_batch), batch()
+@pytest.mark.parametrize("optimizer,state", [("sgd", "fresh"), ("adam", "fresh"), ("adam", "carried")])
+def test_outer_update_is_theta_plus_epsilon_times_mean_of_phi_minus_theta(optimizer, state, inner_batch):
+    learner = tiny(inner_optimizer=optimizer, inner_steps=3, inner_batch=inner_batch, inner_state=state)
+    tasks = batch()
     theta = weights(learner)
     x, y = task_images(tasks)
     torch.manual_seed(7)
     order = minibatch_order(*y.shape, 3, inner_batch, y.device)
-    phis = [
-        adapted_by_hand(learner.backbone, theta, x[i], y[i], order[i], optimizer, learner.inner_lr, 3)
+    carried = {"t": 0, "v": {n: torch.zeros_like(p) for n, p in theta.items()}} if state == "carried" else None
+    phis = [  # carried: task i starts from the moments task i-1 left
+        adapted_by_hand(learner.backbone, theta, x[i], y[i], order[i], optimizer, learner.inner_lr, 3, carried)
         for i in range(len(x))
     ]
     metrics = outer_step(learner, tasks)
@@ -88,6 +95,28 @@ def test_outer_update_is_theta_plus_epsilon_times_mean_of_phi_minus_theta(optimi
         torch.testing.assert_close(after[n], expected, rtol=1e-9, atol=atol, msg=n)
     assert max((after[n] - theta[n]).abs().max().item() for n in theta) > 1e-2  # it really moved
     assert set(metrics) == {"loss", "accuracy"} and 0 <= metrics["accuracy"] <= 1
+
+
+def test_carried_adam_state_survives_iterations_and_test_tasks_leave_it_unchanged(tmp_path):
+    learner, tasks = tiny(inner_steps=2, inner_batch=4, test_inner_steps=3), batch()
+    assert int(learner.inner_adam_t) == 0 and learner.inner_adam_v.abs().sum() == 0
+    outer_step(learner, tasks)
+    assert int(learner.inner_adam_t) == 2 * len(tasks.support_x)  # steps x tasks, one after another
+    moments = learner.inner_adam_v.clone()
+    assert moments.abs().sum() > 0
+    carried = learner.predict(*tasks[:3])
+    assert torch.equal(learner.inner_adam_v, moments) and int(learner.inner_adam_t) == 6  # restored after a test task
+    learner.inner_adam_v.zero_()
+    learner.inner_adam_t.zero_()
+    assert not torch.allclose(learner.predict(*tasks[:3]), carried)  # test tasks really start from the moments
+    outer_step(learner, tasks)
+    assert int(learner.inner_adam_t) == 6
+    save_checkpoint(tmp_path / "r.pt", learner)
+    loaded = load_checkpoint(tmp_path / "r.pt")
+    assert torch.allclose(loaded.inner_adam_v, learner.inner_adam_v.float()) and int(loaded.inner_adam_t) == 6
+    fresh = tiny(inner_steps=2, inner_batch=4, inner_state="fresh")
+    outer_step(fresh, tasks)
+    assert not hasattr(fresh, "inner_adam_v")  # fresh: nothing carried
 
 
 def test_one_sgd_step_is_a_joint_training_step():
@@ -163,6 +192,8 @@ def test_bad_settings_are_clear_errors():
         tiny(inner_optimizer="rmsprop")
     with pytest.raises(ConfigError, match="inner_batch"):
         tiny(inner_batch=0)
+    with pytest.raises(ConfigError, match="inner_state='reset'; use one of carried, fresh"):
+        tiny(inner_state="reset")
     with pytest.raises(ConfigError, match="reptile does not take first_order"):
         build("reptile", first_order=False)
 

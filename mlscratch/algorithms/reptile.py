@@ -17,6 +17,11 @@ query) are inner-loop data, in mini-batches of `inner_batch` (shots=1, queries=9
 images per class). Test tasks: like MAML, `test_inner_steps` full-batch steps on the support set, then
 the queries are scored. transductive=True: queries are normalised by BatchNorm with their own batch's
 statistics (the paper's headline numbers); False: with the support set's, so each query is scored alone.
+
+The inner Adam's second moments (inner_state="carried", the official code's behaviour): the official code
+resets only the weights between tasks, so Adam's moments carry on across training tasks and iterations, and
+tasks run one after another. At test each task starts from the moments training left, which are restored
+afterwards. inner_state="fresh": they start from zero on every task (the contrast chapter 07 draws).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from ..tasks import TaskBatch
 from .maml import MAML, output_size
 
 INNER_OPTIMIZERS = ("sgd", "adam")
+INNER_STATES = ("carried", "fresh")
 
 
 def minibatch_order(tasks: int, images: int, steps: int, size: int | None, device: torch.device) -> Tensor:
@@ -69,11 +75,14 @@ class Reptile(MAML):
         inner_steps: int = 5,
         inner_batch: int | None = 10,
         test_inner_steps: int = 50,
+        inner_state: str = "carried",
         execution: str = "auto",
         backbone: nn.Module | None = None,
     ) -> None:
-        if inner_optimizer not in INNER_OPTIMIZERS:
-            raise ConfigError(f"unknown inner_optimizer={inner_optimizer!r}; use one of {', '.join(INNER_OPTIMIZERS)}")
+        for name, value, choices in (("inner_optimizer", inner_optimizer, INNER_OPTIMIZERS),
+                                     ("inner_state", inner_state, INNER_STATES)):
+            if value not in choices:
+                raise ConfigError(f"unknown {name}={value!r}; use one of {', '.join(choices)}")
         if not isinstance(inner_steps, int) or inner_steps < 1:
             raise ConfigError(
                 f"Reptile needs inner_steps >= 1 (0 steps: phi = theta, nothing to learn), got {inner_steps!r}"
@@ -97,10 +106,30 @@ class Reptile(MAML):
         if backbone is not None:
             self.hparams["backbone"] = "custom"
             self.n_way = output_size(backbone) or n_way
+        self.carried = inner_optimizer == "adam" and inner_state == "carried"  # then tasks run one after another
+        if self.carried:  # Adam's second moments and step count, carried across tasks (saved with the weights)
+            size = sum(p.numel() for p in split_parameters(self.backbone)[0].values())
+            self.register_buffer("inner_adam_v", torch.zeros(size))
+            self.register_buffer("inner_adam_t", torch.zeros((), dtype=torch.long))
 
     def update_rule(self) -> UpdateRule:
-        """A fresh rule for each task: SGD, or Adam without momentum (beta1 = 0, as in the official code)."""
-        return adam(self.inner_lr, betas=(0.0, 0.999)) if self.inner_optimizer == "adam" else sgd(self.inner_lr)
+        """SGD, or Adam without momentum (beta1 = 0, as officially; so its first moment is just the gradient).
+        Adam's second moments start from those training left ("carried") or from zero ("fresh")."""
+        if self.inner_optimizer == "sgd":
+            return sgd(self.inner_lr)
+        self.adam_state = {"t": 0, "m": {}, "v": {}}
+        if self.carried:
+            theta, _ = split_parameters(self.backbone)
+            moments = self.inner_adam_v.split([p.numel() for p in theta.values()])
+            self.adam_state["v"] = {name: v.view_as(p) for (name, p), v in zip(theta.items(), moments, strict=True)}
+            self.adam_state["t"] = int(self.inner_adam_t)
+        return adam(self.inner_lr, betas=(0.0, 0.999), state=self.adam_state)
+
+    def carry_inner_state(self) -> None:
+        """Keep the moments one training task left, for the next task (the official code's Adam)."""
+        if self.carried:
+            self.inner_adam_v.copy_(torch.cat([v.flatten() for v in self.adam_state["v"].values()]))
+            self.inner_adam_t.fill_(self.adam_state["t"])
 
     # --- the outer loop: theta <- theta + epsilon * mean_i (phi_i - theta) ------------------------
     def configure_optimizer(
@@ -125,6 +154,7 @@ class Reptile(MAML):
             return F.cross_entropy(self.logits(params, fixed, x[index]), y[index])
 
         phi = adapt(minibatch_loss, theta, self.inner_steps, self.update_rule(), first_order=True)
+        self.carry_inner_state()
         logits = self.logits(phi, fixed, x)
         fit = torch.stack([F.cross_entropy(logits, y), (logits.argmax(-1) == y).to(x.dtype).mean()])
         return torch.cat([*(p.flatten() for p in phi.values()), fit])
@@ -140,8 +170,9 @@ class Reptile(MAML):
         x = torch.cat([batch.support_x, batch.query_x], 1)  # every image of a task: [B, M, C, H, W]
         y = torch.cat([batch.support_y, batch.query_y], 1)  # [B, M]
         order = minibatch_order(*y.shape, self.inner_steps, self.inner_batch, y.device)  # [B, steps, size]
+        execution = "loop" if self.carried else self.resolved_execution()
         with torch.no_grad():  # first order: no graph (torch.func.grad still computes the inner gradients)
-            results = per_task(self.train_task, x, y, order, model=self, execution=self.resolved_execution())
+            results = per_task(self.train_task, x, y, order, model=self, execution=execution)
         mean_phi, (loss, accuracy) = results[:, :-2].mean(0), results[:, -2:].mean(0).tolist()
         if not math.isfinite(loss):
             raise TrainingDiverged(f"the inner-loop loss became {loss}; lower inner_lr or outer_lr (epsilon)")

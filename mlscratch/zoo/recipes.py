@@ -138,6 +138,7 @@ RECIPES: dict[str, Recipe] = {
                     "inner_steps": 5,
                     "inner_batch": 10,
                     "test_inner_steps": 50,
+                    "inner_state": "carried",
                 },
                 ways=5,
                 shots=1,

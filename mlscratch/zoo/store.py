@@ -28,9 +28,17 @@ def weights_path(name: str, folder: Path | None = None) -> Path:
     return (folder or WEIGHTS) / f"{name}.pt"
 
 
+FULL_PRECISION = ("inner_adam_",)  # optimizer moments (~1e-8) would underflow in float16: kept in float32
+
+
 def compact(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """float16 copies of the floating tensors (half the size; the recorded accuracy is measured on them)."""
-    return {k: v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu() for k, v in state.items()}
+    """float16 copies of the floating weights (half the size; the recorded accuracy is measured on them)."""
+
+    def small(key: str, v: torch.Tensor) -> torch.Tensor:
+        half = v.is_floating_point() and not any(marker in key for marker in FULL_PRECISION)
+        return v.detach().cpu().half() if half else v.detach().cpu()
+
+    return {k: small(k, v) for k, v in state.items()}
 
 
 def expand(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
