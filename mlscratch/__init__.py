@@ -1,5 +1,10 @@
-"""mlscratch: meta-learning from scratch, in small readable pieces."""
+"""mlscratch: meta-learning from scratch, in small readable pieces.
 
+The library: what a user imports for their own data (`import mlscratch as ml; ml.MAML(); ml.zoo.load(...)`).
+The chapters' helpers live apart, in `mlscratch.course`, which the library never imports.
+"""
+
+from . import zoo  # noqa: E402  (after the core it builds on)
 from .algorithms import ALGORITHMS, FOMAML, MAML, MetaLearner, build
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import ClassImages, SyntheticGlyphs, load_omniglot, load_splits
@@ -35,4 +40,5 @@ __all__ = [
     "History",
     "TrainingDiverged",
     "fit",
+    "zoo",
 ]

@@ -25,5 +25,16 @@ def require(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def require_choice(name: str, value: object, choices: tuple) -> None:
+    """ConfigError naming the setting and its choices unless value is one of them."""
+    require(value in choices, f"unknown {name}={value!r}; use one of {', '.join(map(str, choices))}")
+
+
+def require_count(name: str, value: object, minimum: int = 0, why: str = "") -> None:
+    """ConfigError unless value is an integer >= minimum (bool is not a count)."""
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+    require(ok, f"{name} must be an integer >= {minimum}{why}, got {value!r}")
+
+
 class TrainingDiverged(MlscratchError, FloatingPointError):
     """The meta-loss became NaN or infinite (lower the learning rates or clip the gradients)."""

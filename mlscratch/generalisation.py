@@ -4,7 +4,7 @@
     plot_shapes(results)                                                      # accuracy against shots and ways
     print(format_shift(domain_shift(paper_rows, lake_rows)))                  # `paper` beside `lake`
 
-Both build on `compare`: the fixed test tasks of `compare.score` and the rows of `compare.compare_scratch`.
+Both build on `mlscratch.compare`: the fixed test tasks of `entries.score` and the rows of `race.compare_scratch`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from .algorithms import MetaLearner
-from .compare import Entry, score
+from .compare.entries import Entry, score
 from .data import ClassImages
 from .evaluation import mean_ci95
 

@@ -14,7 +14,7 @@ The hooks a module may offer the inner loop (all duck-typed, all optional), in o
 - `reset_task()`: called at the start and end of every task (or vmapped batch of tasks), to clear
   per-task state such as a dropout mask. See `task_scope`.
 - `on_support` (bool attribute): True while the support-set loss is computed, so a module can add
-  noise there only. See `mlscratch.meta_dropout.support_pass`.
+  noise there only. See `mlscratch.models.meta_dropout.support_pass`.
 - `fused` (bool attribute): False under `vmap`, where a module must use its written-out form
   (Conv4's BatchNorm: the fused kernel's second derivative is wrong under vmap in torch 2.14).
 """
@@ -47,6 +47,17 @@ def split_parameters(model: nn.Module) -> tuple[Params, Params]:
     fixed = {name: p for name, p in model.named_parameters() if name in outer_only}
     fixed.update(dict(model.named_buffers()))
     return adapted, fixed
+
+
+def flatten(params: Params) -> Tensor:
+    """All weights of a dict in one vector [P] (its order: the dict's)."""
+    return torch.cat([p.flatten() for p in params.values()])
+
+
+def unflatten(vector: Tensor, like: Params) -> Params:
+    """A vector [P] cut back into a dict of tensors shaped like `like` (views, no copy)."""
+    pieces = vector.split([p.numel() for p in like.values()])
+    return {name: piece.view_as(p) for (name, p), piece in zip(like.items(), pieces, strict=True)}
 
 
 # --- update rules -------------------------------------------------------------------------------------
@@ -144,11 +155,13 @@ __all__ = [
     "Params",
     "UpdateRule",
     "adapt",
+    "flatten",
     "per_task",
     "sgd",
     "sgd_step",
     "split_parameters",
     "task_scope",
+    "unflatten",
     "unfused",
 ]
 

@@ -9,6 +9,7 @@ handful of tensor ops, on whatever device the images live on.
 from __future__ import annotations
 
 import hashlib
+import math
 import warnings
 from collections.abc import Iterator
 from typing import NamedTuple
@@ -153,3 +154,13 @@ class TaskSampler:
             "saved state, so the tasks from here differ from those of an uninterrupted run",
             stacklevel=2,
         )
+
+
+def minibatch_order(tasks: int, images: int, steps: int, size: int | None, device: torch.device) -> Tensor:
+    """Indices [tasks, steps, size] of the images each inner step trains on, for learners that train on all of a
+    task's images in mini-batches (Reptile): shuffled passes, no image repeats within a pass. size=None: all."""
+    if size is None:
+        return torch.arange(images, device=device).expand(tasks, steps, images)
+    passes = math.ceil(steps * size / images)
+    shuffled = torch.rand(tasks, passes, images, device=device).argsort(-1).flatten(1)
+    return shuffled[:, : steps * size].reshape(tasks, steps, size)

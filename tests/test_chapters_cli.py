@@ -27,7 +27,7 @@ def write_chapter(folder, name, body, parameters="steps = 10  # quick: 2\nlabel 
 
 REPORT = (
     "from pathlib import Path\n"
-    "from mlscratch.notebook import report\n"
+    "from mlscratch.course.notebook import report\n"
     "report(steps=steps, label=label, cwd_is_chapters=Path.cwd().name == 'book', accuracy=0.5 + steps / 100)\n"
 )
 
@@ -125,7 +125,7 @@ FIGURE_AND_WIDGET = (
     "matplotlib.use('module://matplotlib_inline.backend_inline')\n"
     "import ipywidgets\n"
     "import matplotlib.pyplot as plt\n"
-    "from mlscratch.notebook import report\n"
+    "from mlscratch.course.notebook import report\n"
     "plt.plot([0, steps], [0, 1])\n"
     "plt.show()\n"
     "display(ipywidgets.IntSlider(value=steps))\n"

@@ -6,11 +6,15 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from mlscratch import checks
+from mlscratch.course import ch01_tasks as ch01
+from mlscratch.course import ch02_maml as ch02
+from mlscratch.course import ch03_fomaml as ch03
+from mlscratch.course import ch04_meta_dropout as ch04
+from mlscratch.course import ch05_meta_networks as ch05
 
 
 def test_inner_loop_check(capsys):
-    assert checks.check_inner_loop(checks.reference_inner_loop)
+    assert ch02.check_inner_loop(ch02.reference_inner_loop)
 
     def first_order(model, params, x, y, lr, steps):
         for _ in range(steps):
@@ -19,14 +23,14 @@ def test_inner_loop_check(capsys):
             params = {n: w - lr * g for (n, w), g in zip(params.items(), grads, strict=True)}
         return params
 
-    assert not checks.check_inner_loop(first_order)
+    assert not ch02.check_inner_loop(first_order)
     assert "create_graph=True" in capsys.readouterr().out
 
     def wrong_sign(model, params, x, y, lr, steps):
-        return checks.reference_inner_loop(model, params, x, y, -lr, steps)
+        return ch02.reference_inner_loop(model, params, x, y, -lr, steps)
 
-    assert not checks.check_inner_loop(wrong_sign)
-    assert not checks.check_inner_loop(None)
+    assert not ch02.check_inner_loop(wrong_sign)
+    assert not ch02.check_inner_loop(None)
     assert "not answered yet" in capsys.readouterr().out
 
 
@@ -41,44 +45,44 @@ def test_hvp_check():
     def stub(loss_fn, weights, v):
         raise NotImplementedError
 
-    assert checks.check_hvp(hvp)
-    assert not checks.check_hvp(gradient_only)
-    assert not checks.check_hvp(stub)
+    assert ch02.check_hvp(hvp)
+    assert not ch02.check_hvp(gradient_only)
+    assert not ch02.check_hvp(stub)
 
 
 def test_best_eps_check():
-    assert checks.check_best_eps(1e-5)
-    assert not checks.check_best_eps(1e-2)
-    assert not checks.check_best_eps(1e-12)
-    assert not checks.check_best_eps(None)
+    assert ch02.check_best_eps(1e-5)
+    assert not ch02.check_best_eps(1e-2)
+    assert not ch02.check_best_eps(1e-12)
+    assert not ch02.check_best_eps(None)
 
 
 def test_steps_difference_check():
     per_step = torch.tensor([[20.0, 90, 92], [20, 80, 80], [20, 100, 96]])
     d = torch.tensor([2.0, 0, -4])
-    assert checks.check_steps_difference(d.mean().item(), 1.96 * d.std().item() / 3**0.5, per_step)
-    assert not checks.check_steps_difference(d.mean().item(), 5.0, per_step)
+    assert ch02.check_steps_difference(d.mean().item(), 1.96 * d.std().item() / 3**0.5, per_step)
+    assert not ch02.check_steps_difference(d.mean().item(), 5.0, per_step)
 
 
 def test_first_order_gradient_check(capsys):
-    assert checks.check_first_order_gradient(
-        lambda model, task, lr, steps: checks.reference_first_order_gradient(model, task, lr, steps)
+    assert ch03.check_first_order_gradient(
+        lambda model, task, lr, steps: ch03.reference_first_order_gradient(model, task, lr, steps)
     )
 
     def exact(model, task, lr, steps):
         sx, sy, qx, qy = task
         params = dict(model.named_parameters())
-        adapted = checks.reference_inner_loop(model, params, sx, sy, lr, steps)
+        adapted = ch02.reference_inner_loop(model, params, sx, sy, lr, steps)
         loss = F.cross_entropy(functional_call(model, adapted, (qx,)), qy)
         return torch.autograd.grad(loss, list(params.values()))
 
-    assert not checks.check_first_order_gradient(exact)
+    assert not ch03.check_first_order_gradient(exact)
     assert "second-order" in capsys.readouterr().out
 
 
 def test_cosine_limit_and_paired_difference_checks(capsys):
-    assert checks.check_cosine_limit(1.0)
-    assert not checks.check_cosine_limit(0.0)
+    assert ch03.check_cosine_limit(1.0)
+    assert not ch03.check_cosine_limit(0.0)
 
     def paired(a, b):
         d = a - b
@@ -87,8 +91,8 @@ def test_cosine_limit_and_paired_difference_checks(capsys):
     def unpaired(a, b):
         return (a - b).mean(), 1.96 * (a.var() / len(a) + b.var() / len(b)) ** 0.5
 
-    assert checks.check_paired_difference(paired)
-    assert not checks.check_paired_difference(unpaired)
+    assert ch03.check_paired_difference(paired)
+    assert not ch03.check_paired_difference(unpaired)
     assert "ignores the pairing" in capsys.readouterr().out
 
 
@@ -98,47 +102,47 @@ def test_cosine_limit_and_paired_difference_checks(capsys):
 def test_nearest_class_mean_check(capsys):
     from mlscratch.baselines import pixel_nearest_neighbour
 
-    batch = checks.toy_batch()
+    batch = ch01.toy_batch()
     # the toy tasks must tell the two rules apart, or the check could not catch nearest neighbour
-    assert checks.reference_nearest_class_mean(batch).mean() > pixel_nearest_neighbour(batch).mean() + 0.05
-    assert checks.check_nearest_class_mean(checks.reference_nearest_class_mean)
+    assert ch01.reference_nearest_class_mean(batch).mean() > pixel_nearest_neighbour(batch).mean() + 0.05
+    assert ch01.check_nearest_class_mean(ch01.reference_nearest_class_mean)
 
     def by_reshape(batch):  # relies on TaskSampler's class-major order: also right
         n = batch.n_way
         means = batch.support_x.flatten(2).unflatten(1, (n, -1)).mean(2)
         return (torch.cdist(batch.query_x.flatten(2), means).argmin(-1) == batch.query_y).float().mean(1)
 
-    assert checks.check_nearest_class_mean(by_reshape)
-    assert not checks.check_nearest_class_mean(pixel_nearest_neighbour)
+    assert ch01.check_nearest_class_mean(by_reshape)
+    assert not ch01.check_nearest_class_mean(pixel_nearest_neighbour)
     assert "nearest neighbour" in capsys.readouterr().out
-    assert not checks.check_nearest_class_mean(lambda batch: 100 * checks.reference_nearest_class_mean(batch))
-    assert not checks.check_nearest_class_mean(lambda batch: checks.reference_nearest_class_mean(batch).mean())
-    assert not checks.check_nearest_class_mean(None)
+    assert not ch01.check_nearest_class_mean(lambda batch: 100 * ch01.reference_nearest_class_mean(batch))
+    assert not ch01.check_nearest_class_mean(lambda batch: ch01.reference_nearest_class_mean(batch).mean())
+    assert not ch01.check_nearest_class_mean(None)
 
 
 def test_task_count_check(capsys):
     import math
 
-    assert checks.check_task_count(math.comb(423, 20) * 4**20)
-    assert checks.check_task_count(float(math.comb(423, 20) * 4**20))
-    assert not checks.check_task_count(math.comb(423, 20))
+    assert ch01.check_task_count(math.comb(423, 20) * 4**20)
+    assert ch01.check_task_count(float(math.comb(423, 20) * 4**20))
+    assert not ch01.check_task_count(math.comb(423, 20))
     assert "rotations" in capsys.readouterr().out
-    assert not checks.check_task_count(math.comb(1692, 20))
+    assert not ch01.check_task_count(math.comb(1692, 20))
     assert "same character twice" in capsys.readouterr().out
-    assert not checks.check_task_count(math.perm(423, 20) * 4**20)
-    assert not checks.check_task_count(1e40)
-    assert not checks.check_task_count(0)
-    assert not checks.check_task_count(None)
+    assert not ch01.check_task_count(math.perm(423, 20) * 4**20)
+    assert not ch01.check_task_count(1e40)
+    assert not ch01.check_task_count(0)
+    assert not ch01.check_task_count(None)
 
 
 def test_drawings_limit_check():
     from mlscratch.errors import ConfigError
 
-    assert checks.check_drawings_limit(20, ConfigError("k_shot + k_query = 21 but ..."))
-    assert checks.check_drawings_limit(20, ConfigError)
-    assert not checks.check_drawings_limit(21, ConfigError)
-    assert not checks.check_drawings_limit(20, IndexError("index out of range"))
-    assert not checks.check_drawings_limit(None, None)
+    assert ch01.check_drawings_limit(20, ConfigError("k_shot + k_query = 21 but ..."))
+    assert ch01.check_drawings_limit(20, ConfigError)
+    assert not ch01.check_drawings_limit(21, ConfigError)
+    assert not ch01.check_drawings_limit(20, IndexError("index out of range"))
+    assert not ch01.check_drawings_limit(None, None)
 
 
 def test_drawings_limit_matches_the_sampler():
@@ -151,7 +155,7 @@ def test_drawings_limit_matches_the_sampler():
     try:
         TaskSampler(omniglot_like, 5, 1, 20, 1)
     except ConfigError as error:
-        assert checks.check_drawings_limit(20, error)
+        assert ch01.check_drawings_limit(20, error)
     else:
         raise AssertionError("the sampler accepted 21 drawings of a class that has 20")
 
@@ -168,7 +172,7 @@ def support_masks(dropout, h, steps, fresh):
 
 
 def test_support_masks_check(capsys):
-    assert checks.check_support_masks(support_masks)
+    assert ch04.check_support_masks(support_masks)
 
     def never_fresh(dropout, h, steps, fresh):
         return support_masks(dropout, h, steps, False)
@@ -180,36 +184,36 @@ def test_support_masks_check(capsys):
             masks.append(dropout.mask.clone())
         return masks
 
-    assert not checks.check_support_masks(never_fresh)
+    assert not ch04.check_support_masks(never_fresh)
     assert "before each step" in capsys.readouterr().out
-    assert not checks.check_support_masks(never_reset)
-    assert not checks.check_support_masks(lambda dropout, h, steps, fresh: [torch.ones(4, 5, 5)] * steps)
-    assert not checks.check_support_masks(None)
+    assert not ch04.check_support_masks(never_reset)
+    assert not ch04.check_support_masks(lambda dropout, h, steps, fresh: [torch.ones(4, 5, 5)] * steps)
+    assert not ch04.check_support_masks(None)
     assert "not answered yet" in capsys.readouterr().out
 
 
 def test_softplus_noise_check(capsys):
     z = torch.randn(100_000, generator=torch.Generator().manual_seed(0))
     noise = F.softplus(z)
-    assert checks.check_softplus_noise(noise.mean().item(), (noise < 1).float().mean().item())
-    assert not checks.check_softplus_noise(1.0, 0.5)
-    assert not checks.check_softplus_noise(0.693, 0.706)
+    assert ch04.check_softplus_noise(noise.mean().item(), (noise < 1).float().mean().item())
+    assert not ch04.check_softplus_noise(1.0, 0.5)
+    assert not ch04.check_softplus_noise(0.693, 0.706)
     assert "median" in capsys.readouterr().out
-    assert not checks.check_softplus_noise(noise.mean().item(), 0.5)
-    assert not checks.check_softplus_noise(None, None)
+    assert not ch04.check_softplus_noise(noise.mean().item(), 0.5)
+    assert not ch04.check_softplus_noise(None, None)
 
 
 def test_distance_scorer_check(capsys):
-    assert checks.check_distance_scorer(checks.reference_distance_scorer)
-    assert checks.check_distance_scorer(lambda a, w: -(torch.cdist(a, w) ** 2))
-    assert checks.check_distance_scorer(lambda a, w: 2 * a @ w.T - (w**2).sum(-1))  # the softmax is the same
-    assert not checks.check_distance_scorer(lambda a, w: a @ w.T)
+    assert ch05.check_distance_scorer(ch05.reference_distance_scorer)
+    assert ch05.check_distance_scorer(lambda a, w: -(torch.cdist(a, w) ** 2))
+    assert ch05.check_distance_scorer(lambda a, w: 2 * a @ w.T - (w**2).sum(-1))  # the softmax is the same
+    assert not ch05.check_distance_scorer(lambda a, w: a @ w.T)
     assert "dot product" in capsys.readouterr().out
-    assert not checks.check_distance_scorer(lambda a, w: torch.cdist(a, w) ** 2)
+    assert not ch05.check_distance_scorer(lambda a, w: torch.cdist(a, w) ** 2)
     assert "sign" in capsys.readouterr().out
-    assert not checks.check_distance_scorer(lambda a, w: -torch.cdist(a, w))
-    assert not checks.check_distance_scorer(lambda a, w: (a @ w.T).T)
-    assert not checks.check_distance_scorer(None)
+    assert not ch05.check_distance_scorer(lambda a, w: -torch.cdist(a, w))
+    assert not ch05.check_distance_scorer(lambda a, w: (a @ w.T).T)
+    assert not ch05.check_distance_scorer(None)
 
 
 def test_per_example_gradients_check(capsys):
@@ -229,12 +233,12 @@ def test_per_example_gradients_check(capsys):
         return {name: g.expand(len(x), *g.shape) for name, g in zip(params, grads, strict=True)}
 
     def divided(model, x, y):
-        return {n: g / len(x) for n, g in checks.reference_per_example_gradients(model, x, y).items()}
+        return {n: g / len(x) for n, g in ch05.reference_per_example_gradients(model, x, y).items()}
 
-    assert checks.check_per_example_gradients(checks.reference_per_example_gradients)
-    assert checks.check_per_example_gradients(with_vmap)
-    assert not checks.check_per_example_gradients(batch_mean)
+    assert ch05.check_per_example_gradients(ch05.reference_per_example_gradients)
+    assert ch05.check_per_example_gradients(with_vmap)
+    assert not ch05.check_per_example_gradients(batch_mean)
     assert "mean gradient" in capsys.readouterr().out
-    assert not checks.check_per_example_gradients(divided)
+    assert not ch05.check_per_example_gradients(divided)
     assert "loss / M" in capsys.readouterr().out
-    assert not checks.check_per_example_gradients(None)
+    assert not ch05.check_per_example_gradients(None)

@@ -8,10 +8,11 @@ import re
 import pytest
 import torch
 
-from mlscratch import compare, zoo
+from mlscratch import experiment, zoo
 from mlscratch.algorithms import build
 from mlscratch.baselines import PixelNearestNeighbour
 from mlscratch.cli import main
+from mlscratch.compare import entries, paired, race, shipped_baseline, zoo_table
 from mlscratch.data import load_splits
 from mlscratch.errors import ConfigError, DataError
 from mlscratch.experiment import Settings, load_data
@@ -21,13 +22,13 @@ torch.set_num_threads(1)
 
 def test_paired_difference_matches_a_hand_computation():
     a, b = [100.0, 80.0, 60.0, 100.0], [80.0, 80.0, 40.0, 60.0]
-    mean, ci = compare.paired_difference(a, b)
+    mean, ci = paired.paired_difference(a, b)
     diffs = [20.0, 0.0, 20.0, 40.0]  # mean 20, sample std sqrt(((0)^2 + 20^2 + 0^2 + 20^2) / 3)
     assert mean == pytest.approx(20.0)
     assert ci == pytest.approx(1.96 * math.sqrt(800 / 3) / math.sqrt(4))
-    assert compare.paired_difference(diffs, diffs) == (0.0, 0.0)
+    assert paired.paired_difference(diffs, diffs) == (0.0, 0.0)
     with pytest.raises(ConfigError, match="same tasks"):
-        compare.paired_difference([1.0], [1.0, 2.0])
+        paired.paired_difference([1.0], [1.0, 2.0])
 
 
 def test_every_algorithm_sees_identical_task_tensors():
@@ -43,7 +44,7 @@ def test_every_algorithm_sees_identical_task_tensors():
             return original(sx, sy, qx)
 
         learner.predict = recording
-        compare.score(learner, splits["test"], ways=3, shots=1, queries=2, tasks=6)
+        entries.score(learner, splits["test"], ways=3, shots=1, queries=2, tasks=6)
     assert [call[0].shape[0] for call in seen["maml"]] == [6, 1]  # the six test tasks, then one to measure memory
     for other in ("metanet-embedding", "pixel-nn"):
         for first, second in zip(seen["maml"], seen[other], strict=True):
@@ -52,38 +53,38 @@ def test_every_algorithm_sees_identical_task_tensors():
 
 
 def test_zoo_comparison_and_its_errors(tiny_zoo_model, capsys):
-    rows = compare.compare_zoo([tiny_zoo_model], ways=3, shots=1, queries=2, tasks=8)
+    rows = zoo_table.compare_zoo([tiny_zoo_model], ways=3, shots=1, queries=2, tasks=8)
     assert len(rows[0].task_accuracies) == 8 and rows[0].paper == 50.0 and rows[0].peak_bytes > 0
-    compare.add_differences(rows, tiny_zoo_model)
+    paired.add_differences(rows, tiny_zoo_model)
     assert rows[0].difference == 0.0
     with pytest.raises(ConfigError, match="3-way output layer and cannot be tested 5-way"):
-        compare.compare_zoo([tiny_zoo_model], ways=5, tasks=4)
+        zoo_table.compare_zoo([tiny_zoo_model], ways=5, tasks=4)
     with pytest.raises(ConfigError, match="unknown algorithm or zoo model"):
-        compare.compare_zoo(["no-such"], tasks=4)
+        zoo_table.compare_zoo(["no-such"], tasks=4)
     with pytest.raises(DataError, match="zoo train maml-20w1s"):
-        compare.compare_zoo(["maml-20w1s"], ways=20, tasks=4)
+        zoo_table.compare_zoo(["maml-20w1s"], ways=20, tasks=4)
     assert main(["compare", "--algos", "no-such", "--tasks", "4"]) == 2
     assert "unknown algorithm" in capsys.readouterr().err
-    figure = compare.plot(rows)
+    figure = entries.plot(rows)
     assert figure.axes[0].get_ylabel() == "test accuracy (%)"
 
 
 def test_scratch_comparison_trains_each_for_the_same_budget():
-    rows = compare.compare_scratch(["maml", "metanet-embedding"], seconds=0.5, seeds=2, ways=3, queries=2, tasks=4,
+    rows = race.compare_scratch(["maml", "metanet-embedding"], seconds=0.5, seeds=2, ways=3, queries=2, tasks=4,
                                    data={"dataset": "synthetic", "image_size": 16}, width=4)  # fmt: skip
     for row in rows:
         assert len(row.seed_accuracies) == 2 and row.iterations >= 1 and row.train_seconds > 0
-    table = compare.format_table(compare.add_differences(rows, "maml"), "maml")
+    table = entries.format_table(paired.add_differences(rows, "maml"), "maml")
     assert "vs maml (paired)" in table and "+0.00 ± 0.00" in table
 
 
 def test_training_peak_is_one_outer_step_of_the_algorithm_itself_on_a_copy(monkeypatch):
-    splits = compare.load_data(
-        compare.scratch_settings("reptile", 3, 1, 2, 0, {"dataset": "synthetic", "image_size": 16})
+    splits = experiment.load_data(
+        race.scratch_settings("reptile", 3, 1, 2, 0, {"dataset": "synthetic", "image_size": 16})
     )
     measured = []
-    monkeypatch.setattr(compare, "peak_memory", lambda fn: measured.append(fn) or 1)
-    learner, _, _, peak = compare.train_scratch("reptile", splits, 0.3, 0, (3, 1, 2),
+    monkeypatch.setattr(race, "peak_memory", lambda fn: measured.append(fn) or 1)
+    learner, _, _, peak = race.train_scratch("reptile", splits, 0.3, 0, (3, 1, 2),
                                                 {"dataset": "synthetic", "image_size": 16}, False, width=4)  # fmt: skip
     before = {name: p.clone() for name, p in learner.state_dict().items()}
     calls = []
@@ -97,7 +98,7 @@ def test_training_peak_is_one_outer_step_of_the_algorithm_itself_on_a_copy(monke
 @pytest.mark.parametrize("protocol", ["paper", "lake"])
 def test_train_and_test_classes_are_disjoint_under_both_protocols(protocol):
     splits = load_splits("synthetic", protocol, image_size=16)
-    compare.check_disjoint(splits)  # the check compare_scratch runs before training
+    entries.check_disjoint(splits)  # the check compare_scratch runs before training
     names = {split: set(part.names) for split, part in splits.items()}
     assert names["test"] and not names["train"] & names["test"] and not names["val"] & names["test"]
     if protocol == "lake":  # whole alphabets are new at test
@@ -105,7 +106,7 @@ def test_train_and_test_classes_are_disjoint_under_both_protocols(protocol):
         assert not alphabets["train"] & alphabets["test"]
     leaky = dict(splits, test=splits["train"].subset([0, 1]))
     with pytest.raises(ConfigError, match="train and test share 2 characters"):
-        compare.check_disjoint(leaky)
+        entries.check_disjoint(leaky)
 
 
 def test_lake_keeps_alphabets_apart_even_when_characters_differ():
@@ -113,72 +114,76 @@ def test_lake_keeps_alphabets_apart_even_when_characters_differ():
     test = splits["test"].subset([0])
     test.names = [splits["train"].names[0].split("/")[0] + "/character99"]  # a new character of a seen alphabet
     with pytest.raises(ConfigError, match="train and test share 1 alphabets"):
-        compare.check_disjoint(dict(splits, test=test))
+        entries.check_disjoint(dict(splits, test=test))
 
 
 def test_real_omniglot_protocols_are_disjoint(omniglot):
     for protocol in ("paper", "lake"):
-        compare.check_disjoint(load_splits("omniglot", protocol, root=omniglot.source))
+        entries.check_disjoint(load_splits("omniglot", protocol, root=omniglot.source))
 
 
 def test_the_zoos_stored_results_are_what_scoring_again_gives(tiny_zoo_model):
-    stored = compare.compare_zoo([tiny_zoo_model], ways=3, shots=1, queries=2, tasks=8)
-    again = compare.compare_zoo([tiny_zoo_model], ways=3, shots=1, queries=2, tasks=8, remeasure=True)
+    stored = zoo_table.compare_zoo([tiny_zoo_model], ways=3, shots=1, queries=2, tasks=8)
+    again = zoo_table.compare_zoo([tiny_zoo_model], ways=3, shots=1, queries=2, tasks=8, remeasure=True)
     assert stored[0].task_accuracies == pytest.approx(again[0].task_accuracies, abs=1e-3)  # stored to 3 decimals
     assert len(set(again[0].task_accuracies)) > 1  # tasks of different difficulty: the order is checked too
     record = zoo.load(tiny_zoo_model).zoo
-    first = compare.compare_zoo([tiny_zoo_model], ways=3, shots=1, queries=2, tasks=5, remeasure=True)
-    assert compare.stored_accuracies(record, 3, 1, 2, 5) == record["result"]["task_accuracies"][:5]
+    first = zoo_table.compare_zoo([tiny_zoo_model], ways=3, shots=1, queries=2, tasks=5, remeasure=True)
+    assert zoo_table.stored_accuracies(record, 3, 1, 2, 5) == record["result"]["task_accuracies"][:5]
     assert first[0].task_accuracies == pytest.approx(again[0].task_accuracies[:5], abs=1e-3)  # the first 5 of 8
-    assert compare.stored_accuracies(record, 3, 1, 2, 9) is None  # more than the zoo measured
-    assert compare.stored_accuracies(record, 3, 2, 2, 8) is None  # another shape
+    assert zoo_table.stored_accuracies(record, 3, 1, 2, 9) is None  # more than the zoo measured
+    assert zoo_table.stored_accuracies(record, 3, 2, 2, 8) is None  # another shape
     lake = load_data(Settings(dataset="synthetic", image_size=16, protocol="lake"))
-    assert compare.stored_accuracies(record, 3, 1, 2, 8, lake["test"]) is None  # other test classes
-    other = compare.compare_zoo([tiny_zoo_model], ways=3, shots=1, queries=2, tasks=8, splits=lake)
+    assert zoo_table.stored_accuracies(record, 3, 1, 2, 8, lake["test"]) is None  # other test classes
+    other = zoo_table.compare_zoo([tiny_zoo_model], ways=3, shots=1, queries=2, tasks=8, splits=lake)
     assert other[0].task_accuracies != stored[0].task_accuracies
 
 
 def test_baselines_are_entries_of_a_scratch_race_on_the_lake_protocol():
-    rows = compare.compare_scratch(["pixel-nn", "pretrain-finetune"], seconds=0.3, ways=3, queries=2, tasks=4,
+    rows = race.compare_scratch(["pixel-nn", "pretrain-finetune"], seconds=0.3, ways=3, queries=2, tasks=4,
                                    data={"dataset": "synthetic", "image_size": 16, "protocol": "lake"})  # fmt: skip
     pixel, pretrained = rows
     assert (pixel.name, pixel.iterations, pixel.train_peak_bytes) == ("pixel-nn", 0, None)
     assert pretrained.iterations >= 1 and pretrained.train_peak_bytes > 0 and len(pretrained.task_accuracies) == 4
     with pytest.raises(ConfigError, match="unknown algorithm 'nearest'.*pixel-nn, pretrain-finetune"):
-        compare.compare_scratch(["nearest"], seconds=1)
+        race.compare_scratch(["nearest"], seconds=1)
 
 
 def test_zoo_comparison_includes_the_baselines(monkeypatch, tmp_path):
-    monkeypatch.setattr(compare, "BASELINE_CACHE", tmp_path)
+    monkeypatch.setattr(shipped_baseline, "BASELINE_CACHE", tmp_path)
     splits = load_data(Settings(dataset="synthetic", image_size=16))
     shape = {"ways": 3, "queries": 2, "tasks": 4, "pretrain_steps": 2, "splits": splits}
-    rows = compare.compare_zoo(["pixel-nn", "pretrain-finetune"], **shape)
+    rows = zoo_table.compare_zoo(["pixel-nn", "pretrain-finetune"], **shape)
     assert [r.algo for r in rows] == ["pixel-nn", "pretrain-finetune"] and rows[1].iterations == 2
     (kept,) = tmp_path.iterdir()
     assert kept.name == "pretrain-finetune-synthetic-paper0-16px-2steps.pt"
     assert all(v.dtype != torch.float32 for v in torch.load(kept, weights_only=True)["state"].values())  # float16
-    monkeypatch.setattr(compare, "pretrain", lambda *a, **k: pytest.fail("pretrained again instead of reading"))
-    cached = compare.compare_zoo(["pretrain-finetune"], **shape)
+    monkeypatch.setattr(
+        shipped_baseline, "pretrain", lambda *a, **k: pytest.fail("pretrained again instead of reading")
+    )
+    cached = zoo_table.compare_zoo(["pretrain-finetune"], **shape)
     assert cached[0].task_accuracies == rows[1].task_accuracies  # the kept float16 weights are what was tested
 
 
 def test_a_damaged_baseline_file_names_the_file_and_the_fix(monkeypatch, tmp_path):
-    monkeypatch.setattr(compare, "BASELINE_CACHE", tmp_path)
+    monkeypatch.setattr(shipped_baseline, "BASELINE_CACHE", tmp_path)
     splits = load_data(Settings(dataset="synthetic", image_size=16))
-    (tmp_path / compare.baseline_file("pretrain-finetune", splits, 2)).write_bytes(b"half a file")
+    (tmp_path / shipped_baseline.baseline_file("pretrain-finetune", splits, 2)).write_bytes(b"half a file")
     with pytest.raises(DataError, match="pretrain-finetune-synthetic.*unreadable.*zoo train pretrain-finetune"):
-        compare.cached_baseline("pretrain-finetune", splits, 2)
+        shipped_baseline.cached_baseline("pretrain-finetune", splits, 2)
 
 
 def test_a_shipped_baseline_is_read_with_its_accuracy_instead_of_pretraining(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(compare, "SHIPPED_BASELINES", tmp_path / "shipped")
-    monkeypatch.setattr(compare, "BASELINE_CACHE", tmp_path / "cache")
+    monkeypatch.setattr(shipped_baseline, "SHIPPED_BASELINES", tmp_path / "shipped")
+    monkeypatch.setattr(shipped_baseline, "BASELINE_CACHE", tmp_path / "cache")
     splits = load_data(Settings(dataset="synthetic", image_size=16))
-    record = compare.ship_baseline(splits, steps=3, tasks=4)
+    record = shipped_baseline.ship_baseline(splits, steps=3, tasks=4)
     assert record["pretraining"]["iterations"] == 3 and record["result"]["n_tasks"] == 4
-    monkeypatch.setattr(compare, "pretrain", lambda *a, **k: pytest.fail("pretrained again instead of reading"))
-    learner, pretraining = compare.cached_baseline("pretrain-finetune", splits, 3)
-    accuracies, _, _ = compare.score(learner, splits["test"], 5, 1, 15, 4)
+    monkeypatch.setattr(
+        shipped_baseline, "pretrain", lambda *a, **k: pytest.fail("pretrained again instead of reading")
+    )
+    learner, pretraining = shipped_baseline.cached_baseline("pretrain-finetune", splits, 3)
+    accuracies, _, _ = entries.score(learner, splits["test"], 5, 1, 15, 4)
     assert accuracies == record["result"]["task_accuracies"] and pretraining == record["pretraining"]
     assert not (tmp_path / "cache").exists()
     assert main(["zoo", "list"]) == 0
@@ -189,13 +194,15 @@ def test_a_shipped_baseline_is_read_with_its_accuracy_instead_of_pretraining(mon
 def test_the_shipped_baseline_re_measures_as_recorded(omniglot_root):
     """The package's pretrain-finetune (3,000 batches) loads without pretraining and scores what its record says."""
     splits = load_data(Settings(), root=str(omniglot_root))
-    path = compare.SHIPPED_BASELINES / compare.baseline_file("pretrain-finetune", splits, compare.PRETRAIN_STEPS)
+    path = shipped_baseline.SHIPPED_BASELINES / shipped_baseline.baseline_file(
+        "pretrain-finetune", splits, shipped_baseline.PRETRAIN_STEPS
+    )
     assert path.is_file(), f"{path} is missing: python -m mlscratch zoo train pretrain-finetune"
-    learner, record = compare.read_baseline(path)
+    learner, record = shipped_baseline.read_baseline(path)
     recorded = record["result"]["task_accuracies"][:50]
-    accuracies, _, _ = compare.score(learner, splits["test"], 5, 1, 15, 50)
+    accuracies, _, _ = entries.score(learner, splits["test"], 5, 1, 15, 50)
     assert sum(accuracies) / 50 == pytest.approx(sum(recorded) / 50, abs=0.5)
-    assert record["pretraining"]["iterations"] == compare.PRETRAIN_STEPS and record["result"]["accuracy"] > 90
+    assert record["pretraining"]["iterations"] == shipped_baseline.PRETRAIN_STEPS and record["result"]["accuracy"] > 90
 
 
 def test_cli_errors_name_the_fix(capsys):
@@ -207,10 +214,10 @@ def test_cli_errors_name_the_fix(capsys):
 
 def test_verdicts_call_a_difference_inside_the_paired_ci_a_tie():
     def row(name, accuracies):
-        return compare.Entry(name, name, 0.0, 0.0, accuracies, 0.0, 0)
+        return entries.Entry(name, name, 0.0, 0.0, accuracies, 0.0, 0)
 
     rows = [row("ref", [80.0, 60.0, 80.0, 60.0]), row("same", [80.0, 80.0, 60.0, 60.0]),
             row("up", [100.0, 80.0, 100.0, 80.0]), row("down", [60.0, 20.0, 60.0, 40.0])]  # fmt: skip
-    lines = compare.verdicts(rows, "ref")
+    lines = paired.verdicts(rows, "ref")
     assert lines[0] == "same vs ref: +0.00 ± 16.00 points, a tie (the CI contains 0)"
     assert lines[1].endswith("+20.00 ± 0.00 points, better") and lines[2].endswith("worse")

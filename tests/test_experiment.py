@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from mlscratch.cli import main
+from mlscratch.course.notebook import train_and_evaluate
 from mlscratch.errors import ConfigError
 from mlscratch.experiment import Settings, load_data, run
-from mlscratch.notebook import train_and_evaluate
 
 torch.set_num_threads(1)
 

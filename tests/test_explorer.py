@@ -15,7 +15,7 @@ from random_tasks import tiny_splits  # noqa: E402
 
 from mlscratch import TaskSampler  # noqa: E402
 from mlscratch.algorithms import build  # noqa: E402
-from mlscratch.explorer import adaptation_curve, adaptation_explorer, resize_head, slider_ranges  # noqa: E402
+from mlscratch.course.explorer import adaptation_curve, adaptation_explorer, resize_head, slider_ranges  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny models run fastest on one thread
 
@@ -75,8 +75,8 @@ def test_panel_keeps_earlier_settings_as_overlays():
 
 
 def test_step_accuracies_are_paired_rows_of_the_evaluators_tasks():
+    from mlscratch.course.explorer import step_accuracies
     from mlscratch.evaluation import evaluate
-    from mlscratch.explorer import step_accuracies
 
     torch.manual_seed(0)
     learner = build("maml", n_way=3, width=8, test_inner_steps=2)
@@ -111,7 +111,7 @@ def test_two_learners_adapt_to_the_same_task_with_their_own_inner_loss():
 
 
 def test_task_sliders_refuse_queries_that_leave_no_drawing_for_a_shot():
-    from mlscratch.explorer import task_sliders
+    from mlscratch.course.explorer import task_sliders
 
     classes = tiny_splits(per_class=8)["test"]
     assert task_sliders(classes, 7, n_way=5, k_shot=3, seed=1)["k_shot"] == (1, 1, 1)

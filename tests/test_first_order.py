@@ -15,7 +15,7 @@ from random_tasks import tiny_splits  # noqa: E402
 
 from mlscratch import TaskSampler  # noqa: E402
 from mlscratch.algorithms import build  # noqa: E402
-from mlscratch.first_order import CosineExplorer, cosine_panel, gradient_cosine, meta_gradients  # noqa: E402
+from mlscratch.course.ch03_fomaml import CosineExplorer, cosine_panel, gradient_cosine, meta_gradients  # noqa: E402
 
 
 @pytest.fixture

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from mlscratch import compare, generalisation
+from mlscratch import generalisation
 from mlscratch.algorithms import build
 from mlscratch.baselines import PixelNearestNeighbour
 from mlscratch.cli import main
+from mlscratch.compare import entries
 from mlscratch.experiment import Settings, load_data
 
 torch.set_num_threads(1)
@@ -30,7 +31,7 @@ def test_shape_sweep_skips_fixed_output_layers_and_the_cli_prints_it(tiny_zoo_mo
 
 def test_domain_shift_drop_and_its_unpaired_ci():
     def row(name, accuracy, ci):
-        return compare.Entry(name, name, accuracy, ci, [], 0.0, 0)
+        return entries.Entry(name, name, accuracy, ci, [], 0.0, 0)
 
     shifts = generalisation.domain_shift([row("a", 90.0, 3.0), row("b", 80.0, 1.0)], [row("a", 86.0, 4.0)])
     assert len(shifts) == 1 and shifts[0].drop == 4.0 and shifts[0].drop_ci95 == 5.0

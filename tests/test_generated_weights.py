@@ -15,7 +15,7 @@ from random_tasks import tiny_splits  # noqa: E402
 
 from mlscratch import TaskSampler  # noqa: E402
 from mlscratch.algorithms import build  # noqa: E402
-from mlscratch.generated_weights import generate, soft_confusion, weights_explorer  # noqa: E402
+from mlscratch.course.ch05_meta_networks import generate, soft_confusion, weights_explorer  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny models run fastest on one thread
 

@@ -8,7 +8,7 @@ matplotlib.use("Agg")
 
 import torch  # noqa: E402
 
-from mlscratch.maml_plots import default_tasks, parameter_space, plot_parameter_space  # noqa: E402
+from mlscratch.course.ch02_maml import default_tasks, parameter_space, plot_parameter_space  # noqa: E402
 
 
 def test_closed_forms_are_minimisers():

@@ -212,7 +212,7 @@ def test_plot_attention_draws_one_row_per_chosen_query():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from mlscratch.metric_plots import plot_attention
+    from mlscratch.course.ch06_metric_learning import plot_attention
 
     batch = tasks()
     figure = plot_attention(tiny(), *one_task(batch), batch.query_y[0], per_class=1)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mlscratch import meta_dropout
 from mlscratch.algorithms import MAML, build
 from mlscratch.errors import ConfigError
 from mlscratch.inner_loop import split_parameters
-from mlscratch.meta_dropout import ConsistentDropout, NoisyConv2d, NoisyLinear
+from mlscratch.models import meta_dropout
+from mlscratch.models.meta_dropout import ConsistentDropout, NoisyConv2d, NoisyLinear
 from mlscratch.tasks import TaskBatch
 
 N_WAY, SHOT, QUERY = 3, 2, 2

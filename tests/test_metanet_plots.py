@@ -6,7 +6,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from mlscratch.metanet_plots import ARROWS, BOXES, draw_meta_networks  # noqa: E402
+from mlscratch.course.ch05_meta_networks import ARROWS, BOXES, draw_meta_networks  # noqa: E402
 
 
 def test_every_box_and_arrow_is_drawn():

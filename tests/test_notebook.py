@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from mlscratch.course.notebook import describe_splits, format_metrics, is_synthetic, report
 from mlscratch.data import ClassImages
-from mlscratch.notebook import (
-    Stopwatch,
-    describe_splits,
-    format_metrics,
-    is_synthetic,
-    peak_memory,
-    report,
-    torch_threads,
-)
+from mlscratch.measure import Stopwatch, peak_memory, torch_threads
 
 
 def test_report_prints_a_readable_table_outside_a_notebook(capsys):

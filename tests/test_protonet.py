@@ -190,7 +190,7 @@ def test_cli_flag_the_algorithm_does_not_take_exits_2_naming_it(capsys):
 
 
 def test_prototype_plane_contains_three_prototypes_so_the_picture_is_exact():
-    from mlscratch.metric_plots import prototype_plane
+    from mlscratch.course.ch06_metric_learning import prototype_plane
 
     torch.manual_seed(0)
     centres, queries = torch.randn(3, 16), torch.randn(20, 16)
@@ -211,7 +211,7 @@ def test_plot_prototypes_draws_a_task():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from mlscratch.metric_plots import plot_prototypes
+    from mlscratch.course.ch06_metric_learning import plot_prototypes
 
     figure = plot_prototypes(tiny(), *one_task(tasks())[:3], tasks().query_y[0], resolution=20)
     assert "3-way 2-shot" in figure.axes[0].get_title()

@@ -12,12 +12,11 @@ from random_tasks import SIZE, N, batch
 from torch.func import functional_call
 
 from mlscratch.algorithms import ALGORITHMS, Reptile, build
-from mlscratch.algorithms.reptile import minibatch_order
 from mlscratch.checkpoint import load_checkpoint, save_checkpoint
 from mlscratch.cli import main
 from mlscratch.data.classes import ClassImages
 from mlscratch.errors import ConfigError
-from mlscratch.tasks import TaskBatch, TaskSampler
+from mlscratch.tasks import TaskBatch, TaskSampler, minibatch_order
 from mlscratch.training import fit
 
 torch.set_num_threads(1)  # tiny tensors: extra threads only add overhead (and stall on a busy machine)
@@ -186,7 +185,7 @@ def test_transductive_flag_chooses_the_batchnorm_statistics():
 def test_bad_settings_are_clear_errors():
     with pytest.raises(ConfigError, match="epsilon"):
         tiny().configure_optimizer(-1.0, 10)
-    with pytest.raises(ConfigError, match="inner_steps >= 1"):
+    with pytest.raises(ConfigError, match="inner_steps must be an integer >= 1"):
         tiny(inner_steps=0)
     with pytest.raises(ConfigError, match="inner_optimizer='rmsprop'; use one of sgd, adam"):
         tiny(inner_optimizer="rmsprop")

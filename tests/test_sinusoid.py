@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 
 import torch  # noqa: E402
 
-from mlscratch import sinusoid  # noqa: E402
+from mlscratch.course import ch02_maml as sinusoid  # noqa: E402
 
 
 def test_waves_follow_the_papers_distribution():

@@ -9,8 +9,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
+from mlscratch.course.viz import show_episodes  # noqa: E402
 from mlscratch.experiment import Settings, load_data  # noqa: E402
-from mlscratch.viz import show_episodes  # noqa: E402
 
 
 @pytest.fixture(scope="module")

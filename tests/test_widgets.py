@@ -13,8 +13,8 @@ widgets = pytest.importorskip("ipywidgets")
 
 from random_tasks import tiny_splits  # noqa: E402
 
+from mlscratch.course.widgets import Panel, control, maml_panel, panel, task_explorer, training_panel  # noqa: E402
 from mlscratch.errors import ConfigError  # noqa: E402
-from mlscratch.widgets import Panel, control, maml_panel, panel, task_explorer, training_panel  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny models run fastest on one thread
 
@@ -121,7 +121,7 @@ def test_training_panel_exposes_any_hyperparameter():
         seen.update(algo=algo, **settings, **values)
         return "done"
 
-    import mlscratch.widgets as module
+    import mlscratch.course.widgets as module
 
     original = module.run_experiment
     module.run_experiment = fake_experiment

@@ -1,15 +1,13 @@
 """MAML (Finn, Abbeel & Levine, ICML 2017): learn an initialisation that adapts in a few gradient steps.
 
-For each task: start from the shared weights theta, take SGD steps on the support loss (the inner
-loop), score the queries with the adapted weights. The outer loop moves theta to lower the query
-loss *after* adaptation, differentiating through the inner steps:
+Per task, SGD steps on the support loss from the shared weights theta (the inner loop); the outer loop
+moves theta to lower the query loss *after* adaptation, differentiating through the inner steps:
 
     theta_i' = theta - inner_lr * grad L_support(theta)          (inner step, per task)
     meta-loss = mean_i L_query(theta_i')                         (outer objective)
 
-MAML keeps the graph of the inner gradient (exact second-order meta-gradient); `first_order=True`
-detaches it (FOMAML, see fomaml.py). Subclasses change one piece: the update rule (Meta-SGD), the
-initial weights of a task (ProtoMAML), or the outer step (Reptile).
+The inner gradient's graph is kept (exact second order); `first_order=True` detaches it (FOMAML). Subclasses
+change one piece: the update rule (Meta-SGD), a task's initial weights (ProtoMAML), the outer step (Reptile).
 """
 
 from __future__ import annotations
@@ -19,9 +17,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from .. import meta_dropout as meta_dropout_lib
-from ..errors import ConfigError
+from ..errors import ConfigError, require, require_choice, require_count
 from ..inner_loop import EXECUTIONS, Params, UpdateRule, adapt, sgd, split_parameters
+from ..models import meta_dropout as meta_dropout_lib
 from ..models.conv4 import Conv4
 from .base import MetaLearner
 
@@ -33,12 +31,9 @@ def output_size(backbone: nn.Module) -> int | None:
 
 
 class MAML(MetaLearner):
-    """MAML on any backbone (Conv4 by default). `inner_steps` in training, `test_inner_steps` in evaluation.
-
-    backbone: a module mapping images [M, C, H, W] to logits [M, n_way] (n_way, in_channels, image_size,
-    width and bn then only describe the default Conv4). meta_dropout: feature noise on the support set
-    while adapting, "none" | "consistent" | "learned" | "gate" (see mlscratch/meta_dropout.py).
-    """
+    """MAML on any backbone: a module mapping images [M, C, H, W] to logits [M, n_way] (default: Conv4 of
+    n_way, in_channels, image_size, width, bn). meta_dropout: support-set feature noise while adapting,
+    "none" | "consistent" | "learned" | "gate" (mlscratch/models/meta_dropout.py)."""
 
     name = "maml"
 
@@ -65,13 +60,10 @@ class MAML(MetaLearner):
                 "load_checkpoint(path, backbone=MyNet()) or build(name, **hparams, backbone=MyNet())"
             )
         self.save_hyperparameters(ignore=("backbone",))
-        for name, steps in (("inner_steps", inner_steps), ("test_inner_steps", test_inner_steps)):
-            if not isinstance(steps, int) or steps < 0:
-                raise ConfigError(f"{name} must be an integer >= 0, got {steps!r}")
-        if execution not in ("auto", *EXECUTIONS):
-            raise ConfigError(f"unknown execution={execution!r}; use auto, loop or vmap")
-        if not inner_lr > 0:
-            raise ConfigError(f"inner_lr must be positive, got {inner_lr}")
+        require_count("inner_steps", inner_steps)
+        require_count("test_inner_steps", test_inner_steps)
+        require_choice("execution", execution, ("auto", *EXECUTIONS))
+        require(inner_lr > 0, f"inner_lr must be positive, got {inner_lr}")
         if first_order and meta_dropout == "learned":
             raise ConfigError(
                 "learned Meta Dropout needs second-order MAML: its noise enters only the support loss, and the "

@@ -15,7 +15,7 @@ BatchNorm uses the backbone's "support" mode by default: queries are normalised
 with the statistics of their task's support set, so each query is scored on its
 own (independent of the other queries). Meta Dropout (`meta_dropout="consistent"`)
 perturbs the embedding network with one mask per task, shared by support and queries
-(option mask_query=False leaves the queries unmasked); see `mlscratch.meta_dropout`.
+(option mask_query=False leaves the queries unmasked); see `mlscratch.models.meta_dropout`.
 Learned noise (Lee et al. 2020) is refused: it perturbs the support loss of an inner
 loop, and this learner has none.
 """
@@ -27,8 +27,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from ..meta_dropout import install, support_pass
 from ..models.conv4 import Conv4
+from ..models.meta_dropout import install, support_pass
 from .base import MetaLearner
 
 
@@ -37,7 +37,7 @@ class MetaNetEmbedding(MetaLearner):
 
     width: conv channels (the embedding h has `width` numbers on 28x28 images); embedding_size: E, the size
     of U h, V h and e. meta_dropout: "none" | "consistent", meta_dropout_options: keyword options of
-    `mlscratch.meta_dropout.install` (e.g. {"rates": [...], "mask_query": False}), as for MAML.
+    `mlscratch.models.meta_dropout.install` (e.g. {"rates": [...], "mask_query": False}), as for MAML.
     """
 
     name = "metanet-embedding"

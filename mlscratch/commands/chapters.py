@@ -6,7 +6,7 @@ that `--quick` injects, so the reader sees both side by side:
 
     iterations = 240  # quick: 3
 
-Chapters call `mlscratch.notebook.report(**metrics)`; the runner reads those
+Chapters call `mlscratch.course.notebook.report(**metrics)`; the runner reads those
 outputs back from the executed notebook and puts them in `summary.json`.
 With `--html` each executed chapter is also written as a standalone HTML page
 (figures embedded), with an `index.html` listing chapters, times and metrics:
@@ -24,9 +24,9 @@ import time
 from html import escape
 from pathlib import Path
 
+from ..course.notebook import METRICS_MIMETYPE
 from ..errors import ConfigError
 from ..io import write_json, write_text
-from ..notebook import METRICS_MIMETYPE
 
 DEFAULT_OUT = Path("runs/chapters")
 QUICK_VALUE = re.compile(r"^\s*(?P<name>[A-Za-z_]\w*)\s*=.*#.*\bquick:\s*(?P<value>.+?)\s*$")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import itertools
 
-from .. import compare, generalisation, zoo
+from .. import generalisation, zoo
 from ..algorithms import ALGORITHMS
 from ..baselines import BASELINES
+from ..compare import paired, race, shipped_baseline, zoo_table
 from ..errors import ConfigError
 from ..io import write_json
 
@@ -33,7 +34,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--tasks", type=int, default=600, help="fixed test tasks")
     parser.add_argument("--reference", default="maml", help="paired differences are to this one")
     parser.add_argument(
-        "--pretrain-steps", type=int, default=compare.PRETRAIN_STEPS,
+        "--pretrain-steps", type=int, default=shipped_baseline.PRETRAIN_STEPS,
         help="zoo: pretraining batches of the pretrain-finetune baseline (cached under runs/baselines/)",
     )  # fmt: skip
     parser.add_argument("--remeasure", action="store_true", help="zoo: score again instead of the zoo's results")
@@ -63,7 +64,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         raise ConfigError("several --ways or --shots test trained models at other shapes: use --source zoo")
     learners, classes = {}, None
     for entry in zoo_entries(args.algos):
-        name, learner, splits, _ = compare.load_entry(entry, None, args.shots[0], args.root, args.pretrain_steps)
+        name, learner, splits, _ = zoo_table.load_entry(entry, None, args.shots[0], args.root, args.pretrain_steps)
         learners[name], classes = learner, splits["test"]
     shapes = list(itertools.product(args.ways, args.shots))
     results = generalisation.shape_sweep(learners, classes, shapes, args.queries, args.tasks)
@@ -88,7 +89,7 @@ def run_compare(args: argparse.Namespace) -> int:
     by_protocol = {}
     if args.source == "zoo":
         entries = zoo_entries(args.algos, ways, shots)
-        by_protocol["paper"] = compare.compare_zoo(entries, **shape, pretrain_steps=args.pretrain_steps,
+        by_protocol["paper"] = zoo_table.compare_zoo(entries, **shape, pretrain_steps=args.pretrain_steps,
                                                    remeasure=args.remeasure)  # fmt: skip
     for protocol in args.protocol if args.source == "scratch" else []:
         algos = args.algos or [*ALGORITHMS, *BASELINES]
@@ -96,16 +97,16 @@ def run_compare(args: argparse.Namespace) -> int:
         for steps in args.inner_steps or [None]:
             hparams = {} if steps is None else {"inner_steps": steps}
             data = {"protocol": protocol}
-            for row in compare.compare_scratch(algos, args.seconds, args.seeds, **shape, data=data, **hparams):
+            for row in race.compare_scratch(algos, args.seconds, args.seeds, **shape, data=data, **hparams):
                 row.name += "" if steps is None else f" ({steps} step{'s' * (steps > 1)})"
                 rows.append(row)
         by_protocol[protocol] = rows
     for protocol, rows in by_protocol.items():
         if any(args.reference in (r.name, r.algo) for r in rows):
-            compare.add_differences(rows, args.reference)
+            paired.add_differences(rows, args.reference)
         if len(by_protocol) > 1:
             print(f"protocol {protocol}:")
-        print(compare.format_table(rows, args.reference))
+        print(entries.format_table(rows, args.reference))
     print(f"{args.tasks} fixed test tasks, {ways}-way {shots}-shot; ± is the 95% CI over tasks"
           + (f"; seeds sd: spread over {args.seeds} training seeds (the task CI leaves it out)"
              if args.seeds > 1 and args.source == "scratch" else ""))  # fmt: skip
@@ -123,5 +124,5 @@ def run_compare(args: argparse.Namespace) -> int:
                                                      for s in shifts]}  # fmt: skip
         write_json(payload, args.json)
     if args.plot:
-        compare.plot(next(iter(by_protocol.values()))).savefig(args.plot, dpi=120)
+        entries.plot(next(iter(by_protocol.values()))).savefig(args.plot, dpi=120)
     return 0

@@ -190,7 +190,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def meta_dropout_options(args: argparse.Namespace) -> dict:
-    """--dropout-rates / --noise-samples -> keyword options of `mlscratch.meta_dropout.install`."""
+    """--dropout-rates / --noise-samples -> keyword options of `mlscratch.models.meta_dropout.install`."""
     options: dict = {}
     if args.dropout_rates is not None:
         try:

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import argparse
 
-from .. import compare, zoo
+from .. import zoo
 from ..baselines import PretrainFinetune
+from ..compare import shipped_baseline
 from ..errors import ConfigError, MlscratchError
 from ..experiment import Settings, load_data
 from ..zoo import store
@@ -29,7 +30,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--until",
         type=int,
         default=None,
-        help=f"stop after this many iterations (default: the recipe's; {BASELINE}: {compare.PRETRAIN_STEPS} batches)",
+        help="stop after this many iterations "
+        f"(default: the recipe's; {BASELINE}: {shipped_baseline.PRETRAIN_STEPS} batches)",
     )
     train.add_argument(
         "--seconds", type=float, default=None, help="stop after this many more seconds of training (a time box)"
@@ -67,8 +69,8 @@ def run_list(args: argparse.Namespace) -> int:
             continue
         result = record["result"]
         rows.append((name, recipe.setting, f"{result['accuracy']:.2f} ± {result['ci95']:.2f}", paper, budget(record)))
-    for path in sorted(compare.SHIPPED_BASELINES.glob("*.pt")):  # the baseline compare loads; any task shape
-        _, record = compare.read_baseline(path)
+    for path in sorted(shipped_baseline.SHIPPED_BASELINES.glob("*.pt")):  # the baseline compare loads; any task shape
+        _, record = shipped_baseline.read_baseline(path)
         result, done = record["result"], record["pretraining"]
         accuracy = f"{result['accuracy']:.2f} ± {result['ci95']:.2f}"
         spent = f"{done['iterations']:,} batches, {done['seconds']:.0f} s on cpu (baseline)"
@@ -87,7 +89,7 @@ def run_train(args: argparse.Namespace) -> int:
     if args.name == BASELINE:
         if args.seconds is not None:
             raise ConfigError(f"{BASELINE} pretrains for a number of batches: use --until STEPS, not --seconds")
-        return train_baseline(args.until or compare.PRETRAIN_STEPS)
+        return train_baseline(args.until or shipped_baseline.PRETRAIN_STEPS)
     record = zoo.train(
         args.name, until=args.until, seconds=args.seconds, device=args.device, progress=not args.no_progress
     )
@@ -98,11 +100,12 @@ def train_baseline(steps: int) -> int:
     """Pretrain the pretrain-finetune baseline from scratch on the `paper` split and ship it (about 10 min on CPU)."""
     if steps < 1:
         raise ConfigError(f"--until must be a positive number of pretraining batches, got {steps}")
-    record = compare.ship_baseline(load_data(Settings()), steps)
+    record = shipped_baseline.ship_baseline(load_data(Settings()), steps)
     result, done = record["result"], record["pretraining"]
     print(
         f"{BASELINE}: {result['accuracy']:.2f} ± {result['ci95']:.2f}% on {result['n_tasks']} test tasks "
-        f"({done['iterations']:,} batches of 64, {done['seconds']:.0f} s); shipped in {compare.SHIPPED_BASELINES}"
+        f"({done['iterations']:,} batches of 64, {done['seconds']:.0f} s); "
+        f"shipped in {shipped_baseline.SHIPPED_BASELINES}"
     )
     return 0
 

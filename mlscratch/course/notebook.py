@@ -3,8 +3,7 @@
 - `report(**metrics)`: show a chapter's key numbers; `mlscratch chapters run` reads them back.
 - `load_data(...)`, `load_characters(...)`: the splits / all characters, with a visible notice when
   they are synthetic glyphs rather than Omniglot.
-- `setup(seed, device)`: seeds and the device to use; `torch_threads(n)` for bit-reproducible checks.
-- `Stopwatch`, `peak_memory()`: honest timing and memory measurements for comparisons.
+- `setup(seed, device)`: seeds and the device to use; `mlscratch.measure.torch_threads(n)` for a fixed thread count.
 - `train_and_evaluate(...)`: build, meta-train and test one algorithm: `mlscratch.experiment.run` in chapter terms.
 """
 
@@ -12,20 +11,14 @@ from __future__ import annotations
 
 import os
 import random
-import statistics
-import sys
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 import torch
 
-from .data import load_splits
-from .data.splits import load_characters as load_all_characters
-from .device import resolve_device
-from .errors import ConfigError
-from .experiment import Experiment, Settings, run
+from ..data import load_splits
+from ..data.splits import load_characters as load_all_characters
+from ..device import resolve_device
+from ..errors import ConfigError
+from ..experiment import Experiment, Settings, run
 
 METRICS_MIMETYPE = "application/vnd.mlscratch.metrics+json"
 
@@ -160,98 +153,6 @@ def setup(seed: int = 0, device: str = "auto", threads: int | None = None) -> to
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
     return device
-
-
-@contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run the block with n CPU threads. Float sums are split differently across threads, so a
-    result meant to be bit-identical on every machine (a regression check) should use n=1."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-@dataclass
-class Stopwatch:
-    """Wall-clock laps that wait for the GPU before reading the clock.
-
-    with watch: ...   # one lap
-    watch.median      # seconds
-    """
-
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    laps: list[float] = field(default_factory=list)
-
-    def _sync(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-
-    def __enter__(self) -> Stopwatch:
-        self._sync()
-        self._start = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._sync()
-        self.laps.append(time.perf_counter() - self._start)
-
-    @property
-    def median(self) -> float:
-        """The median lap (the mean of the middle two for an even count); nan before the first lap."""
-        return statistics.median(self.laps) if self.laps else float("nan")
-
-
-@contextmanager
-def _quiet_fd2() -> Iterator[None]:
-    """Silence the C++ profiler's log lines and warnings, which bypass Python's sys.stderr."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-def peak_memory(work: Callable[[], object], device: torch.device | str = "cpu") -> int:
-    """Peak bytes of tensor memory that `work()` allocates above what was live when it started.
-
-    On CUDA: `torch.cuda.max_memory_allocated` minus the allocation before the call.
-    On CPU: the running sum of PyTorch's allocation and free events recorded by
-    `torch.profiler` (profile_memory=True), i.e. the same quantity for CPU tensors:
-    activations, the autograd graph, gradients and temporaries. Neither counts memory
-    that is not a tensor (Python objects, the allocator's cache). Run `work` once more
-    without measuring to time it: the profiler slows it down.
-    """
-    device = torch.device(device)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        before = torch.cuda.memory_allocated(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        work()
-        torch.cuda.synchronize(device)
-        return torch.cuda.max_memory_allocated(device) - before
-
-    from torch.profiler import ProfilerActivity, profile
-
-    # fd 2 silenced throughout: the C++ profiler logs its start and stop, and warns about every tensor freed that
-    # was allocated before it started ("Memory block of unknown size"), none of which a reader can act on.
-    # Python's own warnings and exceptions are unaffected (in a notebook sys.stderr is not fd 2).
-    with _quiet_fd2(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiler:
-        work()
-    events = [
-        e for e in profiler.profiler.kineto_results.events() if e.name() == "[memory]" and e.device_type().name == "CPU"
-    ]
-    live = peak = 0
-    for event in sorted(events, key=lambda e: e.start_ns()):
-        live += event.nbytes()
-        peak = max(peak, live)
-    return peak
 
 
 def train_and_evaluate(

@@ -41,8 +41,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import vmap
 
-from .errors import ConfigError
-from .inner_loop import task_scope
+from ..errors import ConfigError
+from ..inner_loop import task_scope
 
 MODES = ("none", "consistent", "learned", "gate")
 DEFAULT_RATES = (0.05, 0.10, 0.15, 0.05)  # the seed project's tuned per-block drop rates

@@ -21,9 +21,13 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from .algorithms.base import MetaLearner
-from .algorithms.protonet import prototypes
-from .viz import _show
+from ..algorithms.base import MetaLearner
+from ..algorithms.protonet import prototypes
+
+# What the chapter uses from the course's shared modules, so that it imports the course from this one module.
+from .notebook import describe_splits, load_data, report, setup  # noqa: F401
+from .plots import plot_history  # noqa: F401
+from .viz import show_image
 
 
 def prototype_plane(centres: Tensor, points: Tensor) -> tuple[Tensor, Tensor]:
@@ -129,7 +133,7 @@ def plot_attention(
     figure = plt.figure(figsize=(0.7 * (n + 3), 0.62 * (rows + 1.6)))
     grid = figure.add_gridspec(rows + 1, n + 2, width_ratios=[1] * (n + 1) + [1.8], hspace=0.08, wspace=0.08)
     for j in range(n):
-        _show(figure.add_subplot(grid[0, j + 1]), support_x[j], f"label {int(support_y[j])}")
+        show_image(figure.add_subplot(grid[0, j + 1]), support_x[j], f"label {int(support_y[j])}")
     heat = figure.add_subplot(grid[1:, 1 : n + 1])
     heat.imshow(attention.cpu().numpy(), cmap="Blues", vmin=0, vmax=1, aspect="auto")
     for i in range(rows):
@@ -137,7 +141,7 @@ def plot_attention(
             value = attention[i, j].item()
             ink = "white" if value > 0.5 else "black"
             heat.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color=ink)
-        _show(figure.add_subplot(grid[i + 1, 0]), query_x[chosen[i]])
+        show_image(figure.add_subplot(grid[i + 1, 0]), query_x[chosen[i]])
         guess = int(probabilities[i].argmax())
         verdict = "right" if guess == int(query_y[chosen[i]]) else "WRONG"
         side = figure.add_subplot(grid[i + 1, n + 1])
@@ -153,7 +157,7 @@ def draw_prototype_task(
     learner: MetaLearner, splits: dict, n_way: int, k_shot: int, seed: int, split: str = "test", k_query: int = 5
 ) -> tuple[Figure, str]:
     """compute() of the explorer: one task of `splits[split]` drawn with `seed`, in `learner`'s embedding."""
-    from .tasks import TaskSampler
+    from ..tasks import TaskSampler
 
     device = next(learner.parameters()).device
     task = TaskSampler(splits[split], n_way, k_shot, k_query, batch_size=1, seed=seed, device=device).sample()

@@ -10,8 +10,8 @@ from collections.abc import Mapping
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .evaluation import EvaluationResult
-from .training import History
+from ..evaluation import EvaluationResult
+from ..training import History
 
 
 def _axes(ax, ncols: int = 1, width: float = 5.0):

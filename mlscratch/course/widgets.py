@@ -22,10 +22,10 @@ from html import escape
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 
-from .errors import MlscratchError
+from ..errors import MlscratchError
+from ..tasks import TaskSampler
 from .notebook import in_notebook, train_and_evaluate
 from .plots import plot_history, plot_inner_steps
-from .tasks import TaskSampler
 from .viz import show_task
 
 Compute = Callable[..., object]  # compute(**values) -> Figure | str | (Figure | None, str | None)
@@ -233,7 +233,7 @@ def training_panel(
 
     controls: the algorithm's hyperparameters to expose, as `control` specs, e.g.
               {"inner_lr": (0.01, 1.0, 0.4), "inner_steps": (1, 5, 1)}; n_way and k_shot are always there.
-    settings: everything else passed to `mlscratch.notebook.train_and_evaluate` (meta_batch, seed, device,
+    settings: everything else passed to `mlscratch.course.notebook.train_and_evaluate` (meta_batch, seed, device,
               fixed hyperparameters, ...).
     """
     specs = {"n_way": (2, 20, n_way), "k_shot": (1, 10, k_shot), **(controls or {})}

@@ -24,9 +24,9 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
-from . import meta_dropout
-from .inner_loop import Params, adapt, sgd
-from .tasks import TaskBatch, TaskSampler
+from ..inner_loop import Params, adapt, sgd
+from ..models import meta_dropout
+from ..tasks import TaskBatch, TaskSampler
 from .widgets import Panel
 
 

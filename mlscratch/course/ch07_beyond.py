@@ -18,12 +18,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .evaluation import EvaluationResult, evaluate
-from .notebook import train_and_evaluate
-from .tasks import TaskSampler
-from .widgets import Panel, experiment_figure
+from ..evaluation import EvaluationResult, evaluate
+from ..tasks import TaskSampler
 
 # --- Reptile on a 2-D toy: three quadratic tasks -------------------------------------------------------
+# What the chapter uses from the course's shared modules, so that it imports the course from this one module.
+from .notebook import load_data, notice, report, setup, train_and_evaluate  # noqa: F401
+from .plots import plot_history, plot_inner_steps  # noqa: F401
+from .widgets import Panel, experiment_figure
 
 
 def toy_tasks() -> tuple[Tensor, Tensor]:

@@ -12,12 +12,12 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from .data.omniglot import Omniglot
-from .errors import ConfigError
-from .tasks import TaskBatch
+from ..data.omniglot import Omniglot
+from ..errors import ConfigError
+from ..tasks import TaskBatch
 
 
-def _show(ax: plt.Axes, image: Tensor, title: str | None = None) -> None:
+def show_image(ax: plt.Axes, image: Tensor, title: str | None = None) -> None:
     """Draw one [C, H, W] image in [0, 1] on `ax`."""
     image = image.detach().float().cpu()
     if image.shape[0] == 1:
@@ -44,11 +44,11 @@ def show_task(batch: TaskBatch, i: int = 0, max_queries: int = 5, size: float = 
         ax.axis("off")
     for j, (image, label) in enumerate(zip(support_x, support_y.tolist(), strict=True)):
         axes[0, j].axis("on")
-        _show(axes[0, j], image, f"support {label}")
+        show_image(axes[0, j], image, f"support {label}")
     for label, images in enumerate(queries):
         for j, image in enumerate(images):
             axes[1 + label, j].axis("on")
-            _show(axes[1 + label, j], image, f"query {label}")
+            show_image(axes[1 + label, j], image, f"query {label}")
     fig.suptitle(f"task {i}: {n_way}-way {len(support_x) // n_way}-shot", fontsize=10)
     fig.tight_layout()
     return fig
@@ -65,7 +65,7 @@ def show_alphabets(characters: Omniglot, per_alphabet: int = 6, size: float = 0.
         for j in range(per_alphabet):
             ax = axes[row, j]
             if j < len(ids):
-                _show(ax, characters.images[ids[j], 0])
+                show_image(ax, characters.images[ids[j], 0])
             else:
                 ax.axis("off")
         axes[row, 0].set_ylabel(alphabet.replace("_", " "), rotation=0, ha="right", va="center", fontsize=7)
@@ -90,7 +90,7 @@ def show_drawers(characters: Omniglot, character: int | str = 0, size: float = 1
         ax.axis("off")
     for j, (image, drawer) in enumerate(zip(drawings, characters.drawers[character].tolist(), strict=True)):
         axes.flat[j].axis("on")
-        _show(axes.flat[j], image, f"drawer {drawer}")
+        show_image(axes.flat[j], image, f"drawer {drawer}")
     fig.suptitle(f"{characters.names[character]}: {len(drawings)} drawers", fontsize=10)
     fig.tight_layout()
     return fig
@@ -102,7 +102,7 @@ def show_episodes(
     """The episodic set-up as a picture: `train_tasks` meta-training tasks (training classes), then one
     meta-test task (test classes never seen in training). Each task: its support set (labelled) on the left
     of a dashed line, its queries (to predict) on the right, one row per class."""
-    from .tasks import TaskSampler  # here, so that viz does not import the sampler for the other plots
+    from ..tasks import TaskSampler  # here, so that viz does not import the sampler for the other plots
 
     tasks = [TaskSampler(splits["train"], n_way, k_shot, k_query, train_tasks, seed=seed).sample()]
     tasks.append(TaskSampler(splits["test"], n_way, k_shot, k_query, 1, seed=seed).sample())
@@ -118,7 +118,7 @@ def show_episodes(
             row = [*support_x[support_y == label], *query_x[query_y == label]]
             for j, image in enumerate(row):
                 ax = fig.add_subplot(grid[label, j])
-                _show(ax, image)
+                show_image(ax, image)
                 ax.axis("on")
                 ax.set_xticks([])
                 ax.set_yticks([])

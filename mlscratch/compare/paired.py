@@ -1,0 +1,38 @@
+"""Paired statistics: the per-task difference of two models scored on the same tasks, and verdicts from it."""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import ConfigError
+from ..evaluation import mean_ci95
+from .entries import Entry
+
+
+def paired_difference(a: list[float], b: list[float]) -> tuple[float, float]:
+    """Mean and 95% CI of the per-task differences a - b on the same tasks."""
+    if len(a) != len(b) or not a:
+        raise ConfigError(f"paired differences need results on the same tasks, got {len(a)} and {len(b)}")
+    return mean_ci95(torch.tensor(a) - torch.tensor(b))
+
+
+def add_differences(rows: list[Entry], reference: str) -> list[Entry]:
+    """Fill each entry's paired difference to the entry named (or of algorithm) `reference`."""
+    match = [r for r in rows if reference in (r.name, r.algo)]
+    if not match:
+        raise ConfigError(f"reference {reference!r} is not among the compared: {', '.join(r.name for r in rows)}")
+    for row in rows:
+        row.difference, row.difference_ci95 = paired_difference(row.task_accuracies, match[0].task_accuracies)
+    return rows
+
+
+def verdicts(rows: list[Entry], reference: str) -> list[str]:
+    """One line per entry: its paired difference to `reference`, and a tie when the 95% CI contains zero."""
+    lines = []
+    for row in add_differences(rows, reference):
+        if reference in (row.name, row.algo):
+            continue
+        low, high = row.difference - row.difference_ci95, row.difference + row.difference_ci95
+        verdict = "a tie (the CI contains 0)" if low <= 0 <= high else "better" if low > 0 else "worse"
+        lines.append(f"{row.name} vs {reference}: {row.difference:+.2f} ± {row.difference_ci95:.2f} points, {verdict}")
+    return lines

@@ -1,0 +1,81 @@
+"""Chapter 04, Meta Dropout: the exercises' checks."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .checks import attempt, say
+
+# What the chapter uses from the course's shared modules, so that it imports the course from this one module.
+from .explorer import adaptation_explorer  # noqa: F401
+from .notebook import describe_splits, load_data, report, setup, train_and_evaluate  # noqa: F401
+from .plots import plot_inner_steps  # noqa: F401
+from .widgets import Panel  # noqa: F401
+
+# ====================================================================================================
+# exercise checks
+# ====================================================================================================
+
+
+def _masks_are_valid(masks: list, rate: float) -> bool:
+    values = torch.tensor([0.0, 1 / (1 - rate)])
+    return all(torch.isclose(m[..., None], values).any(-1).all() for m in masks)
+
+
+def check_support_masks(support_masks: Callable | None) -> bool:
+    """support_masks(dropout, h, steps, fresh) -> the `steps` masks that one task's inner loop applies.
+
+    dropout is a ConsistentDropout in training mode, h [M, C, H, W] the task's support features; fresh=False keeps
+    one mask for the task (the chapter's variant), fresh=True draws a new mask at every step.
+    """
+    from ..models.meta_dropout import ConsistentDropout  # here: checks stays importable without it
+
+    hint = "Call dropout.reset_task() when the task starts (and, if fresh, before every step); read dropout.mask."
+    rate, steps = 0.5, 4
+    dropout = ConsistentDropout(rate).train()
+    h = torch.ones(3, 4, 5, 5)
+    torch.manual_seed(0)
+    answered, consistent = attempt("support_masks", support_masks, hint, dropout, h, steps, False)
+    if not answered:
+        return False
+    fresh = support_masks(dropout, h, steps, True)
+    next_task = support_masks(dropout, h, steps, False)
+    if any(len(masks) != steps for masks in (consistent, fresh, next_task)):
+        return say(False, f"return one mask per inner step: {steps} steps, {steps} masks")
+    consistent, fresh, next_task = ([torch.as_tensor(m) for m in masks] for masks in (consistent, fresh, next_task))
+    if not _masks_are_valid(consistent + fresh, rate):
+        return say(False, f"a mask of rate {rate} holds 0 and 1 / (1 - rate) = {1 / (1 - rate):g}: use dropout.mask")
+    if not all(torch.equal(consistent[0], m) for m in consistent):
+        return say(False, "fresh=False must keep one mask through the task's steps: do not reset between them")
+    if all(torch.equal(fresh[0], m) for m in fresh):
+        return say(False, "fresh=True gave the same mask at every step: call reset_task() before each step")
+    if torch.equal(consistent[0], next_task[0]):
+        return say(False, "the next task reused the last task's mask: call reset_task() when a task starts")
+    return say(True, "one mask per task, or a new one per step: with one inner step the two coincide")
+
+
+def check_softplus_noise(mean: float | None, fraction_below_one: float | None) -> bool:
+    """Meta Dropout at initialisation, z ~ N(0, 1): the mean of softplus(z), and how often it shrinks a feature."""
+    if mean is None or fraction_below_one is None:
+        return say(
+            False,
+            "softplus noise: not answered yet. Draw z = torch.randn(100_000) and read F.softplus(z) off the samples.",
+        )
+    z = torch.linspace(-12, 12, 200_001, dtype=torch.float64)
+    density = torch.exp(-0.5 * z**2) / math.sqrt(2 * math.pi)
+    expected_mean = torch.trapezoid(F.softplus(z) * density, z).item()
+    expected_fraction = 0.5 * (1 + math.erf(math.log(math.e - 1) / math.sqrt(2)))  # softplus(z) < 1 iff z < log(e - 1)
+    if abs(mean - expected_mean) > 0.01:
+        reason = " (log 2 = softplus(0) is the median, not the mean)" if abs(mean - 0.693) < 0.01 else ""
+        return say(False, f"the mean of softplus(z) is {expected_mean:.3f}, not {mean:.3f}{reason}")
+    if abs(fraction_below_one - expected_fraction) > 0.01:
+        return say(False, f"softplus(z) < 1 when z < log(e - 1) = 0.541: a fraction {expected_fraction:.3f}")
+    return say(
+        True,
+        f"mean {expected_mean:.3f}, below 1 for {100 * expected_fraction:.1f}% of the draws: at initialisation "
+        "the noise shrinks most features and amplifies a few",
+    )
