@@ -36,6 +36,7 @@ import pytest
 
 from mlscratch.commands.chapters import quick_parameters
 
+pytestmark = pytest.mark.chapters
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = REPO_ROOT / "chapters"
 RUNS = REPO_ROOT / "runs" / "browser"

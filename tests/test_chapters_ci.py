@@ -1,16 +1,19 @@
-"""Keeping the chapters runnable: every chapter runs, and its checked outputs do not change.
+"""Keeping the chapters runnable: every chapter runs once, and its checked outputs do not change on another CPU.
 
-1. papermill smoke run: `python -m mlscratch chapters run --quick` executes every chapter with the
-   `# quick:` values of its parameters cell, exactly as a user would.
-2. nbval regression: each chapter, with the same smoke values injected by papermill, is executed by
-   nbval, which compares the cells marked `# NBVAL_CHECK_OUTPUT` (data counts, task shapes, gradient
-   checks, fixed-seed accuracies on synthetic data) against the outputs stored in the committed notebook.
-   Checked cells never depend on the run-length parameters, so the smoke values keep CI short.
+Each chapter, with the `# quick:` values of its parameters cell injected as papermill does, is executed once by
+nbval, which compares the cells marked `# NBVAL_CHECK_OUTPUT` against the outputs stored in the committed notebook.
+Checked cells print only what is the same on every CPU and torch build (counts, shapes, split sizes, settings,
+yes/no verdicts of checks), never a number that training or evaluation produced: those are asserted with
+tolerances in tests/test_chapter_results.py.
+
+The stored outputs come from one machine's native kernels; nbval runs here under other SIMD kernels
+(OTHER_KERNELS: ATen's default path, oneDNN capped at SSE4.1, MKL at SSE4.2), so every run compares two
+"machines" and a checked cell that depends on float rounding fails at once.
 """
 
 from __future__ import annotations
 
-import json
+import os
 import shutil
 import subprocess
 import sys
@@ -24,6 +27,8 @@ from mlscratch.commands.chapters import quick_parameters
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = REPO_ROOT / "chapters"
 NOTEBOOKS = sorted(CHAPTERS.glob("[0-9][0-9]_*.ipynb"))
+OTHER_KERNELS = {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2"}
+pytestmark = pytest.mark.chapters
 
 
 def with_parameters(notebook: nbformat.NotebookNode, parameters: dict) -> nbformat.NotebookNode:
@@ -38,15 +43,6 @@ def tail(text: str, chars: int = 4000) -> str:
     return text[-chars:]
 
 
-def test_every_chapter_runs_with_papermill_at_smoke_settings(tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "mlscratch", "chapters", "run", "--quick", "--out", str(tmp_path)]
-    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)
-    assert result.returncode == 0, tail(result.stdout) + tail(result.stderr)
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    assert [c["chapter"] for c in summary["chapters"]] == [p.stem for p in NOTEBOOKS]
-    assert all(c["status"] == "ok" for c in summary["chapters"])
-
-
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_nbval_checked_outputs_are_unchanged(path: Path, tmp_path: Path) -> None:
     notebook = with_parameters(nbformat.read(path, as_version=4), quick_parameters(path))
@@ -56,6 +52,7 @@ def test_nbval_checked_outputs_are_unchanged(path: Path, tmp_path: Path) -> None
         sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax", "--nbval-current-env",
         "--nbval-sanitize-with", "nbval_sanitize.cfg", path.name,
     ]  # fmt: skip
-    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
+    env = {**os.environ, **OTHER_KERNELS}
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, env=env)
     assert result.returncode == 0, tail(result.stdout, 8000)
     assert " passed" in result.stdout and " failed" not in result.stdout

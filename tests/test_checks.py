@@ -60,7 +60,8 @@ def test_best_eps_check():
 def test_steps_difference_check():
     per_step = torch.tensor([[20.0, 90, 92], [20, 80, 80], [20, 100, 96]])
     d = torch.tensor([2.0, 0, -4])
-    assert ch02.check_steps_difference(d.mean().item(), 1.96 * d.std().item() / 3**0.5, per_step)
+    assert ch02.check_steps_difference(d.mean().item(), 4.303 * d.std().item() / 3**0.5, per_step)  # t, 2 dof
+    assert not ch02.check_steps_difference(d.mean().item(), 1.96 * d.std().item() / 3**0.5, per_step)  # too narrow
     assert not ch02.check_steps_difference(d.mean().item(), 5.0, per_step)
 
 

@@ -25,7 +25,7 @@ def test_paired_difference_matches_a_hand_computation():
     mean, ci = paired.paired_difference(a, b)
     diffs = [20.0, 0.0, 20.0, 40.0]  # mean 20, sample std sqrt(((0)^2 + 20^2 + 0^2 + 20^2) / 3)
     assert mean == pytest.approx(20.0)
-    assert ci == pytest.approx(1.96 * math.sqrt(800 / 3) / math.sqrt(4))
+    assert ci == pytest.approx(3.182 * math.sqrt(800 / 3) / math.sqrt(4))  # 4 tasks: Student's t, 3 dof
     assert paired.paired_difference(diffs, diffs) == (0.0, 0.0)
     with pytest.raises(ConfigError, match="same tasks"):
         paired.paired_difference([1.0], [1.0, 2.0])
@@ -212,12 +212,15 @@ def test_cli_errors_name_the_fix(capsys):
     assert "use --source zoo" in capsys.readouterr().err
 
 
-def test_verdicts_call_a_difference_inside_the_paired_ci_a_tie():
+def test_verdicts_call_a_difference_inside_the_paired_ci_no_detectable_difference():
     def row(name, accuracies):
         return entries.Entry(name, name, 0.0, 0.0, accuracies, 0.0, 0)
 
     rows = [row("ref", [80.0, 60.0, 80.0, 60.0]), row("same", [80.0, 80.0, 60.0, 60.0]),
             row("up", [100.0, 80.0, 100.0, 80.0]), row("down", [60.0, 20.0, 60.0, 40.0])]  # fmt: skip
     lines = paired.verdicts(rows, "ref")
-    assert lines[0] == "same vs ref: +0.00 ± 16.00 points, a tie (the CI contains 0)"
-    assert lines[1].endswith("+20.00 ± 0.00 points, better") and lines[2].endswith("worse")
+    # 4 tasks: Student's t (3.182), not 1.96: +-3.182 * 16.33 / 2
+    assert (
+        lines[0] == "same vs ref: +0.00 ± 25.98 points, no detectable difference (the paired 95% interval includes 0)"
+    )
+    assert "+20.00 ± 0.00 points, better" in lines[1] and lines[2].startswith("down vs ref") and "worse" in lines[2]

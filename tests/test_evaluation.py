@@ -9,7 +9,7 @@ from mlscratch.algorithms import build
 from mlscratch.algorithms.base import MetaLearner
 from mlscratch.data.classes import ClassImages
 from mlscratch.errors import ConfigError
-from mlscratch.evaluation import evaluate, mean_ci95
+from mlscratch.evaluation import evaluate, mean_ci95, quantile95
 from mlscratch.tasks import TaskSampler
 
 torch.set_num_threads(1)  # tiny tensors: extra threads only add overhead (and stall on a busy machine)
@@ -39,9 +39,27 @@ class Constant(MetaLearner):
 
 def test_confidence_interval_formula():
     values = torch.tensor([50.0, 60.0, 70.0, 80.0])
-    mean, ci = mean_ci95(values)
-    assert mean == 65.0 and ci == pytest.approx(1.96 * values.std().item() / 2)
+    mean, ci = mean_ci95(values)  # 4 values: Student's t with 3 degrees of freedom, not 1.96
+    assert mean == 65.0 and ci == pytest.approx(3.182 * values.std().item() / 2)
     assert mean_ci95(torch.tensor([42.0])) == (42.0, 0.0)
+    many = torch.arange(30.0)
+    assert mean_ci95(many)[1] == pytest.approx(1.96 * many.std().item() / 30**0.5)
+
+
+def test_t_quantiles_match_the_t_distribution():
+    """The table against Student's t: P(|T| <= q) = 0.95, by numerical integration of its density."""
+    for n in (2, 3, 6, 10, 29):
+        df, q = n - 1, quantile95(n)
+        t = torch.linspace(0, q, 200_001, dtype=torch.float64)
+        density = (
+            torch.exp(
+                torch.lgamma(torch.tensor((df + 1) / 2, dtype=torch.float64))
+                - torch.lgamma(torch.tensor(df / 2, dtype=torch.float64))
+            )
+            / (df * torch.pi) ** 0.5
+        )
+        pdf = density * (1 + t**2 / df) ** (-(df + 1) / 2)
+        assert 2 * torch.trapezoid(pdf, t).item() == pytest.approx(0.95, abs=2e-4)  # fmt: skip
 
 
 def test_deterministic_and_leaves_sampler_learner_and_rng_untouched():

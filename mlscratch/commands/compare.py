@@ -116,12 +116,12 @@ def run_compare(args: argparse.Namespace) -> int:
         print("\n" + generalisation.format_shift(shifts))
         print("lake tests on alphabets never seen in training, paper on new characters of seen alphabets; "
               "different tasks, so the drop's CI is not paired")  # fmt: skip
-    if args.json:
-        rows = {protocol: [r.to_dict() for r in rows] for protocol, rows in by_protocol.items()}
-        payload = {"settings": vars(args) | {"func": None}, "rows": next(iter(rows.values()))}
-        if len(rows) > 1:
-            payload |= {"protocols": rows, "shift": [vars(s) | {"drop": s.drop, "drop_ci95": s.drop_ci95}
-                                                     for s in shifts]}  # fmt: skip
+    if args.json:  # a race's record (`race.load_race` reads it back: chapter 08 shows the stored races)
+        settings = {key: value for key, value in vars(args).items() if key != "func"}
+        payload = race.race_record(by_protocol, settings)
+        payload["rows"] = payload["protocols"][next(iter(by_protocol))]
+        if shifts is not None:
+            payload["shift"] = [vars(s) | {"drop": s.drop, "drop_ci95": s.drop_ci95} for s in shifts]
         write_json(payload, args.json)
     if args.plot:
         entries.plot(next(iter(by_protocol.values()))).savefig(args.plot, dpi=120)

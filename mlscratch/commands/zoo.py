@@ -49,6 +49,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     verify.add_argument("name", nargs="?", default=None, help="one model (default: every shipped model)")
     verify.add_argument("--tasks", type=int, default=600, help="test tasks (the first N of the recorded 600)")
     verify.set_defaults(func=run_verify)
+    remeasure = sub.add_parser(
+        "remeasure", help="measure shipped models again (per task and inner step) and rewrite their records"
+    )
+    remeasure.add_argument("names", nargs="*", help="models (default: every shipped model)")
+    remeasure.add_argument("--no-progress", action="store_true")
+    remeasure.set_defaults(func=run_remeasure)
 
 
 def budget(record: dict) -> str:
@@ -121,6 +127,14 @@ def print_record(name: str, record: dict) -> int:
     result = record["result"]
     accuracy = f"{result['accuracy']:.2f} ± {result['ci95']:.2f}%"
     print(f"{name}: {accuracy} on {result['n_tasks']} test tasks ({budget(record)})")
+    return 0
+
+
+def run_remeasure(args: argparse.Namespace) -> int:
+    for name in args.names:
+        zoo.recipe(name)
+    for name in args.names or zoo.available():
+        print_record(name, zoo.remeasure(name, progress=not args.no_progress))
     return 0
 
 

@@ -11,7 +11,7 @@ Accuracy against the test task shape and across domains is in `mlscratch.general
 The two baselines of `mlscratch.baselines` ("pixel-nn", "pretrain-finetune") are entries like any algorithm.
 
 Every entry is scored on the same fixed test tasks (`experiment.evaluation_tasks`), so two entries can be
-compared task by task: the paired difference mean_t(acc_a(t) - acc_b(t)) with 1.96 std / sqrt(n) is much
-tighter than two separate CIs. With several training seeds, the spread across seeds is reported next to
-the task CI, which leaves seed variance out.
+compared task by task: the paired difference mean_t(acc_a(t) - acc_b(t)) with q std / sqrt(n) (q = 1.96, or
+Student's t below 30 tasks) is much tighter than two separate CIs. With several training seeds, the spread across
+seeds is reported next to the task CI, which leaves seed variance out.
 """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import matplotlib.pyplot as plt
 import torch
@@ -12,7 +12,7 @@ import torch
 from ..algorithms import MetaLearner
 from ..data import ClassImages
 from ..errors import ConfigError
-from ..evaluation import evaluate
+from ..evaluation import evaluate, quantile95
 from ..experiment import evaluation_tasks
 from ..measure import peak_memory
 
@@ -38,10 +38,21 @@ class Entry:
 
     @property
     def seed_spread(self) -> float | None:
+        """Standard deviation of the accuracy across training seeds (None for one seed)."""
         return statistics.stdev(self.seed_accuracies) if len(self.seed_accuracies) > 1 else None
 
+    @property
+    def seed_ci95(self) -> float | None:
+        """95% interval of the mean over training seeds (Student's t: seeds are few)."""
+        n = len(self.seed_accuracies)
+        return quantile95(n) * self.seed_spread / math.sqrt(n) if n > 1 else None
+
     def to_dict(self) -> dict:
-        return {**asdict(self), "seed_spread": self.seed_spread}
+        return {**asdict(self), "seed_spread": self.seed_spread, "seed_ci95": self.seed_ci95}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Entry:
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
 
 def score(

@@ -27,12 +27,19 @@ def add_differences(rows: list[Entry], reference: str) -> list[Entry]:
 
 
 def verdicts(rows: list[Entry], reference: str) -> list[str]:
-    """One line per entry: its paired difference to `reference`, and a tie when the 95% CI contains zero."""
+    """One line per entry: its paired difference to `reference`; "no detectable difference" when the paired 95%
+    interval includes 0 (not "a tie": the data cannot tell the two apart, which is not evidence they are equal)."""
     lines = []
     for row in add_differences(rows, reference):
         if reference in (row.name, row.algo):
             continue
         low, high = row.difference - row.difference_ci95, row.difference + row.difference_ci95
-        verdict = "a tie (the CI contains 0)" if low <= 0 <= high else "better" if low > 0 else "worse"
+        verdict = (
+            "no detectable difference (the paired 95% interval includes 0)"
+            if low <= 0 <= high
+            else "better (the paired 95% interval excludes 0)"
+            if low > 0
+            else "worse (the paired 95% interval excludes 0)"
+        )
         lines.append(f"{row.name} vs {reference}: {row.difference:+.2f} ± {row.difference_ci95:.2f} points, {verdict}")
     return lines

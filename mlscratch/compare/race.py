@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import copy
+import datetime
+import json
+import os
+import platform
 import statistics
 import time
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
@@ -13,7 +18,7 @@ from .. import zoo
 from ..algorithms import ALGORITHMS, MetaLearner
 from ..baselines import BASELINES, PretrainFinetune, class_batch
 from ..data import ClassImages
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..evaluation import mean_ci95
 from ..experiment import Settings, build_learner, load_data, samplers
 from ..measure import peak_memory
@@ -143,3 +148,26 @@ def plot_race(scratch: list[Entry], converged: list[Entry] = (), ax: object = No
     ax.legend(fontsize=8)
     ax.figure.tight_layout()
     return ax.figure
+
+
+STORED = Path(__file__).resolve().parent / "stored"  # package data: races trained and scored once, with 3+ seeds
+
+
+def race_record(by_protocol: dict[str, list[Entry]], settings: dict) -> dict:
+    """A race as a JSON-able record: the rows per protocol, the settings that made it, and the machine it ran on."""
+    machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+               "torch_threads": torch.get_num_threads(), "torch": str(torch.__version__)}  # fmt: skip
+    rows = {protocol: [row.to_dict() for row in rows] for protocol, rows in by_protocol.items()}
+    return {"settings": settings, "machine": machine, "created": datetime.date.today().isoformat(), "protocols": rows}
+
+
+def load_race(path: Path | str) -> tuple[dict[str, list[Entry]], dict]:
+    """(rows per protocol, the whole record) of a stored race (`compare --source scratch --json FILE`)."""
+    path = Path(path)
+    fix = "make it again with `python -m mlscratch compare --source scratch ... --json FILE`"
+    try:
+        record = json.loads(path.read_text())
+        rows = {protocol: [Entry.from_dict(row) for row in rows] for protocol, rows in record["protocols"].items()}
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise DataError(f"stored race {path} is missing or unreadable ({type(error).__name__}); {fix}") from error
+    return rows, record

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
+from ..evaluation import quantile95
 from .checks import all_close, attempt, say
 
 # What the chapter uses from the course's shared modules, so that it imports the course from this one module.
@@ -440,10 +441,12 @@ def check_steps_difference(mean: float | None, ci95: float | None, per_step: Ten
     if mean is None or ci95 is None:
         return say(
             False,
-            "steps difference: not answered yet. Subtract the columns task by task, then mean and 1.96 std / sqrt(n).",
+            "steps difference: not answered yet. Subtract the columns task by task, then mean and q std / sqrt(n) "
+            "(q = 1.96 from 30 tasks; below, Student's t: mlscratch.evaluation.quantile95(n)).",
         )
     difference = per_step[:, -1] - per_step[:, -2]
-    expected = difference.mean().item(), 1.96 * difference.std().item() / math.sqrt(len(difference))
+    n = len(difference)
+    expected = difference.mean().item(), quantile95(n) * difference.std().item() / math.sqrt(n)
     if abs(mean - expected[0]) > 1e-3 or abs(ci95 - expected[1]) > 1e-3:
         return say(False, f"expected {expected[0]:.3f} ± {expected[1]:.3f}: pair the steps task by task before the CI")
     return say(True, f"{mean:.3f} ± {ci95:.3f} points per extra step, paired on the same tasks")

@@ -141,8 +141,9 @@ def describe_splits(splits: dict) -> str:
 def setup(seed: int = 0, device: str = "auto", threads: int | None = None) -> torch.device:
     """Seed Python and torch and return the device ("auto": cuda when available, else cpu).
 
-    Same seed -> same tasks and initial weights; on CPU, the same results (its kernels are
-    deterministic). On CUDA it also asks for deterministic kernels where they exist.
+    Same seed -> the same tasks on every CPU (tasks drawn on a CUDA device differ) and the same initial weights;
+    the same results on the same machine and build (another CPU's SIMD kernels round floats differently, so trained
+    numbers move a little). On CUDA it also asks for deterministic kernels where they exist.
     """
     random.seed(seed)
     torch.manual_seed(seed)

@@ -5,10 +5,13 @@
     python -m mlscratch zoo train maml-5w1s           # (re)train from the recipe, resuming its checkpoint
     python -m mlscratch zoo export maml-5w1s          # ship the last checkpoint now (a time-boxed CPU run)
     python -m mlscratch zoo verify [NAME] --tasks 100 # re-measure shipped models on the fixed test tasks
+    python -m mlscratch zoo remeasure [NAME]          # rewrite a shipped record's measurement (weights unchanged)
 
 Training writes a resumable checkpoint under runs/zoo/NAME/ and, at the end, the package's weights file:
-float16 weights, the recipe, the budget, and the accuracy on 600 fixed test tasks measured by the
-evaluator on those float16 weights (never typed in).
+float16 weights, the recipe, the budget, the training history (seconds, validation accuracy), and the
+accuracy on 600 fixed test tasks measured by the evaluator on those float16 weights (never typed in): per task,
+and for learners that adapt by gradient steps per task and inner step (`step_correct`), with the definition of
+the task stream, so chapters pair models on the same tasks from the records instead of re-scoring them.
 """
 
 from __future__ import annotations
@@ -25,12 +28,13 @@ from ..checkpoint import read_checkpoint
 from ..data import ClassImages
 from ..device import resolve_device
 from ..errors import ConfigError
-from ..evaluation import EvaluationResult, evaluate
-from ..experiment import Settings, evaluation_tasks, load_data, run
+from ..evaluation import EvaluationResult, evaluate, quantile95
+from ..experiment import EVAL_BATCH, TEST_SEED, Settings, evaluation_tasks, load_data, run
 from . import store
 from .recipes import RECIPES, Recipe, add
 
 CHECKPOINTS = Path("runs") / "zoo"
+CURVE_STEPS = 10  # inner steps recorded per test task (at least; a learner's own test_inner_steps if more)
 
 
 def recipe(name: str) -> Recipe:
@@ -68,12 +72,51 @@ def measure(
     tasks: int,
     splits: dict[str, ClassImages] | None = None,
     progress: bool = False,
+    per_step: bool = False,
 ) -> EvaluationResult:
-    """Accuracy on the first `tasks` of the fixed test tasks for the recipe's task shape."""
+    """Accuracy on the first `tasks` of the fixed test tasks for the recipe's task shape; per_step: also each task's
+    accuracy after every inner step up to max(CURVE_STEPS, test_inner_steps) (learners that adapt by steps)."""
     splits = splits if splits is not None else load_data(settings)
     device = next(learner.parameters()).device
     sampler = evaluation_tasks(splits["test"], settings.ways, settings.shots, settings.eval_queries, device)
-    return evaluate(learner, sampler, tasks, per_step=False, progress=progress)
+    steps = max(CURVE_STEPS, getattr(learner, "test_inner_steps", 0))
+    return evaluate(learner, sampler, tasks, per_step=per_step, steps=steps, progress=progress)
+
+
+def result_record(result: EvaluationResult, settings: Settings) -> dict:
+    """What a weights record keeps of a measurement: mean, CI, per-task accuracies, per-step correct counts, and
+    the task stream they were measured on (same seed, shape and data: the same tasks, on any CPU)."""
+    record = {
+        "accuracy": round(result.accuracy, 3),
+        "ci95": round(result.ci95, 3),
+        "n_tasks": result.n_tasks,
+        "task_accuracies": [round(a, 3) for a in result.task_accuracies],
+        "task_stream": {
+            "seed": TEST_SEED,
+            "batch_size": EVAL_BATCH,
+            "ways": settings.ways,
+            "shots": settings.shots,
+            "queries": settings.eval_queries,
+            "dataset": settings.dataset,
+            "protocol": settings.protocol,
+            "split_seed": settings.split_seed,
+            "image_size": settings.image_size,
+        },  # fmt: skip
+    }
+    if result.task_step_accuracies:  # exact: correct queries per task [n_tasks, steps + 1]
+        queries = settings.ways * settings.eval_queries
+        correct = torch.tensor(result.task_step_accuracies) * queries / 100
+        record["step_correct"] = correct.round().to(torch.int16)
+        record["queries_per_task"] = queries
+    return record
+
+
+def step_accuracies(record: dict, tasks: int | None = None) -> torch.Tensor | None:
+    """A record's accuracy (percent) of each test task after each inner step: [tasks, steps + 1], or None."""
+    result = record.get("result") or {}
+    if "step_correct" not in result:
+        return None
+    return result["step_correct"][:tasks].double() * 100 / result["queries_per_task"]
 
 
 def export(
@@ -95,7 +138,7 @@ def export(
     compact = store.compact(state["model"])
     learner.load_state_dict(store.expand(compact))  # measure exactly what ships
     learner.to(resolve_device(device))
-    result = measure(learner, settings, settings.eval_tasks, splits, progress)
+    result = measure(learner, settings, settings.eval_tasks, splits, progress, per_step=True)
     history = state.get("history") or {}
     record = {
         "name": name,
@@ -106,12 +149,8 @@ def export(
         "iteration": state["iteration"],
         "train_seconds": round(history["seconds"][-1], 1) if history.get("seconds") else None,
         "device": (state.get("metadata") or {}).get("device", "cpu"),
-        "result": {
-            "accuracy": round(result.accuracy, 3),
-            "ci95": round(result.ci95, 3),
-            "n_tasks": result.n_tasks,
-            "task_accuracies": [round(a, 3) for a in result.task_accuracies],
-        },
+        "history": training_curve(history),
+        "result": result_record(result, settings),
         "torch": str(torch.__version__),
         "created": datetime.date.today().isoformat(),
     }
@@ -152,12 +191,37 @@ def train(
     return export(name, path, splits=splits, folder=weights_folder, device=device, progress=progress)
 
 
+def training_curve(history: dict) -> dict:
+    """The part of a training history a record keeps: validation accuracy against iterations and seconds."""
+    seconds = dict(zip(history.get("iteration", []), history.get("seconds", []), strict=False))
+    iterations = history.get("val_iteration", [])
+    return {
+        "val_iteration": list(iterations),
+        "val_seconds": [round(seconds.get(i, float("nan")), 1) for i in iterations],
+        "val_accuracy": [round(a, 3) for a in history.get("val_accuracy", [])],
+        "iterations": history["iteration"][-1] if history.get("iteration") else 0,
+        "seconds": round(history["seconds"][-1], 1) if history.get("seconds") else None,
+    }
+
+
+def remeasure(name: str, splits: dict[str, ClassImages] | None = None, progress: bool = False) -> dict:
+    """Measure a shipped model again on its 600 fixed test tasks, per task and per step, and rewrite its record's
+    result (weights, recipe and budget unchanged): for records written before a measurement field existed."""
+    learner, record = load(name), store.read(name)
+    settings = Settings.from_dict(record["settings"])
+    result = measure(learner, settings, settings.eval_tasks, splits, progress, per_step=True)
+    record["result"] = result_record(result, settings)
+    record.pop("format")
+    store.write(record, store.weights_path(name))
+    return record
+
+
 @dataclass
 class Verification:
     name: str
     recorded: float  # accuracy of the recorded first `tasks` tasks
     measured: float
-    tolerance: float  # 1.96 * std / sqrt(tasks) of the recorded per-task accuracies
+    tolerance: float  # the 95% CI (quantile95(tasks) * std / sqrt(tasks)) of the recorded per-task accuracies
 
     @property
     def ok(self) -> bool:
@@ -173,7 +237,22 @@ def verify(name: str, tasks: int = 600, splits: dict[str, ClassImages] | None = 
         raise ConfigError(f"{name} was measured on {len(recorded)} tasks; use --tasks {len(recorded)} or fewer")
     result = measure(learner, settings, tasks, splits)
     spread = recorded.std().item() if tasks > 1 else 0.0
-    return Verification(name, recorded.mean().item(), result.accuracy, max(1.96 * spread / math.sqrt(tasks), 0.5))
+    return Verification(
+        name, recorded.mean().item(), result.accuracy, max(quantile95(tasks) * spread / math.sqrt(tasks), 0.5)
+    )
 
 
-__all__ = ["RECIPES", "Recipe", "Verification", "add", "available", "export", "load", "recipe", "train", "verify"]
+__all__ = [
+    "RECIPES",
+    "Recipe",
+    "Verification",
+    "add",
+    "available",
+    "export",
+    "load",
+    "recipe",
+    "remeasure",
+    "step_accuracies",
+    "train",
+    "verify",
+]
