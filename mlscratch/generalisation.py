@@ -10,13 +10,14 @@ Both build on `mlscratch.compare`: the fixed test tasks of `entries.score` and t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import matplotlib.pyplot as plt
 import torch
 
 from .algorithms import MetaLearner
 from .compare.entries import Entry, score
+from .compare.paired import paired_difference
 from .data import ClassImages
 from .evaluation import mean_ci95
 
@@ -31,6 +32,9 @@ class ShapeResult:
     accuracy: float | None
     ci95: float | None
     note: str = ""
+    task_accuracies: list[float] = field(default_factory=list)  # per fixed test task of this shape
+    difference: float | None = None  # paired, to the reference model on the same tasks (`pair_shapes`)
+    difference_ci95: float | None = None
 
 
 def shape_sweep(
@@ -53,7 +57,18 @@ def shape_sweep(
                 results.append(ShapeResult(name, ways, shots, None, None, note))
                 continue
             accuracies = score(learner, classes, ways, shots, queries, tasks)[0]
-            results.append(ShapeResult(name, ways, shots, *mean_ci95(torch.tensor(accuracies))))
+            mean, ci = mean_ci95(torch.tensor(accuracies))
+            results.append(ShapeResult(name, ways, shots, mean, ci, task_accuracies=accuracies))
+    return results
+
+
+def pair_shapes(results: list[ShapeResult], reference: str) -> list[ShapeResult]:
+    """Fill each result's paired difference to `reference` at the same shape (the same fixed tasks)."""
+    base = {(r.ways, r.shots): r for r in results if r.name == reference and r.accuracy is not None}
+    for r in results:
+        other = base.get((r.ways, r.shots))
+        if r.accuracy is not None and other is not None:
+            r.difference, r.difference_ci95 = paired_difference(r.task_accuracies, other.task_accuracies)
     return results
 
 

@@ -108,3 +108,36 @@ def peak_memory(work: Callable[[], object], device: torch.device | str = "cpu") 
         live += event.nbytes()
         peak = max(peak, live)
     return peak
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), for records of where a measurement ran."""
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+def task_latency(learner: torch.nn.Module, batch: object, tasks: int | None = None, threads: int = 1) -> float:
+    """Median milliseconds for `learner.predict` on one task, the one way every chapter and the README time it.
+
+    batch: a TaskBatch; its first `tasks` tasks (default: all) run one at a time, after one untimed warm-up task,
+    in eval mode, without gradients, on `threads` torch threads (1 by default: the same on every machine's
+    core count, and what a shared machine gives). Compare learners of the same width: time grows with it.
+    """
+    support_x, support_y, query_x = batch[:3]
+    n = len(support_x) if tasks is None else min(tasks, len(support_x))
+    device = support_x.device
+    watch = Stopwatch(device)
+    learner.eval()
+    with torch_threads(threads), torch.no_grad():
+        learner.predict(support_x[0], support_y[0], query_x[0])  # warm-up: allocations, lazy initialisation
+        for i in range(n):
+            with watch:
+                learner.predict(support_x[i], support_y[i], query_x[i])
+    return 1000 * watch.median

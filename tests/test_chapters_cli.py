@@ -89,16 +89,16 @@ def test_defaults_without_quick_and_overrides_with_p(tmp_path, capfd):
     assert main(["chapters", "run", "--dir", str(book), "--out", str(out), "-p", "label=custom"]) == 0
     (result,) = json.loads((out / "summary.json").read_text())["chapters"]
     assert result["metrics"]["steps"] == 10 and result["metrics"]["label"] == "custom"
-    assert result["budget_seconds"] == 300
+    assert result["budget_seconds"] == 100
     printed = capfd.readouterr()
-    assert "of 5 min" in printed.out  # the time against the budget, per chapter and in the table
+    assert "of 100 s" in printed.out  # the time against the budget, per chapter and in the table
     assert "01_demo:" in printed.err and "cell" in printed.err  # a progress bar over the chapter's cells
     assert "without encryption" not in printed.out + printed.err  # the kernel's warning nobody can act on
 
 
-def test_budget_note_flags_a_chapter_over_five_minutes():
-    assert budget_note(150, quick=False) == "50% of 5 min"
-    assert budget_note(330, quick=False) == "110% of 5 min OVER"
+def test_budget_note_flags_a_chapter_over_its_budget():
+    assert budget_note(50, quick=False) == "50 of 100 s (50%)"
+    assert budget_note(110, quick=False) == "110 of 100 s (110%) OVER"
     assert budget_note(330, quick=True) == ""
 
 
@@ -159,3 +159,26 @@ def test_without_html_no_pages_are_written(tmp_path):
     assert main(["chapters", "run", "--quick", "--dir", str(book), "--out", str(out)]) == 0
     assert not list(out.glob("*.html"))
     assert json.loads((out / "summary.json").read_text())["chapters"][0]["html"] is None
+
+
+FIGURE = (
+    "import matplotlib\nmatplotlib.use('module://matplotlib_inline.backend_inline')\n"
+    "import matplotlib.pyplot as plt\nimport sys\nprint('result', steps)\nprint('noise', file=sys.stderr)\n"
+    "plt.plot([0, 1], [1, steps]); plt.show()\n"
+)
+
+
+def test_store_writes_the_run_at_defaults_back_with_its_figures_and_refuses_overrides(tmp_path, capsys):
+    book = tmp_path / "book"
+    book.mkdir()
+    chapter = write_chapter(book, "01_demo.ipynb", FIGURE)
+    assert main(["chapters", "run", "--dir", str(book), "--out", str(tmp_path / "out"), "--store"]) == 0
+    stored = json.loads(chapter.read_text())
+    outputs = [o for c in stored["cells"] for o in c.get("outputs", [])]
+    assert any("image/png" in o.get("data", {}) for o in outputs)  # the figure is on the page
+    assert any(o.get("text") == "result 10\n" for o in outputs)  # the result at the defaults, not the quick one
+    assert not any(o.get("name") == "stderr" for o in outputs)  # progress and warnings stay out
+    assert [c["execution_count"] for c in stored["cells"] if c["cell_type"] == "code"] == [1, 2]
+    for bad in (["--quick"], ["-p", "steps=3"]):
+        assert main(["chapters", "run", "--dir", str(book), "--out", str(tmp_path / "o2"), "--store", *bad]) == 2
+        assert "--store keeps the outputs of a run at the defaults" in capsys.readouterr().err

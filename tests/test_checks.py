@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call
@@ -243,3 +245,79 @@ def test_per_example_gradients_check(capsys):
     assert not ch05.check_per_example_gradients(divided)
     assert "loss / M" in capsys.readouterr().out
     assert not ch05.check_per_example_gradients(None)
+
+
+# --- chapters 04, 06, 07, 08: a right answer passes, a typical wrong one fails with its hint ---------------------
+
+
+def test_kept_scale_check(capsys):
+    from mlscratch.course import ch04_meta_dropout as ch04b
+
+    assert ch04b.check_kept_scale(lambda rate: 1 / (1 - rate))
+    assert not ch04b.check_kept_scale(lambda rate: 1 - rate)
+    assert "scaled *up*" in capsys.readouterr().out
+    assert not ch04b.check_kept_scale(None)
+
+
+def test_metric_learning_checks(capsys):
+    from mlscratch.course import ch06_metric_learning as ch06
+
+    def means(h, y):
+        return torch.stack([h[y == c].mean(0) for c in range(int(y.max()) + 1)])
+
+    assert ch06.check_prototypes(means)
+    assert not ch06.check_prototypes(lambda h, y: h.reshape(3, 3, -1).mean(1))
+    assert "shuffled" in capsys.readouterr().out
+    assert ch06.check_linear_head(lambda c: (2 * c, -(c**2).sum(-1)))
+    assert not ch06.check_linear_head(lambda c: (c, -(c**2).sum(-1) / 2))
+    assert "half of it" in capsys.readouterr().out
+    assert ch06.check_cosine_ceiling(math.e / (math.e + 4 / math.e))
+    assert not ch06.check_cosine_ceiling(1.0)
+    assert not ch06.check_cosine_ceiling(None)
+
+
+def test_beyond_checks(capsys):
+    from mlscratch.course import ch07_beyond as ch07
+
+    assert ch07.check_reptile_step(lambda theta, phis, eps: theta + eps * (phis - theta).mean(0))
+    assert not ch07.check_reptile_step(lambda theta, phis, eps: phis.mean(0))
+    assert "epsilon = 1" in capsys.readouterr().out
+    assert ch07.check_metasgd_step(lambda p, g, r: p - r * g)
+    assert not ch07.check_metasgd_step(lambda p, g, r: p - r.mean() * g)
+    assert "MAML's step" in capsys.readouterr().out
+    assert ch07.check_expected_gradients((1, -2), (1, -1), (2, -1))
+    assert not ch07.check_expected_gradients((1, -1), (1, -1), (2, -1))
+    assert "MAML" in capsys.readouterr().out
+
+
+def test_expected_gradient_formulas_hold_to_second_order():
+    from mlscratch.course.ch07_beyond import expected_gradient_errors
+
+    coarse, fine = expected_gradient_errors(0.02), expected_gradient_errors(0.01)
+    assert 3.5 < coarse["MAML"] / fine["MAML"] < 4.5  # the neglected terms are O(alpha^2)
+    assert coarse["FOMAML"] < 1e-10 and coarse["Reptile"] < 1e-10  # exact on quadratic losses
+
+
+def test_comparison_checks(capsys):
+    from mlscratch.course import ch08_comparison as ch08
+
+    seeds = torch.tensor([81.0, 84.0, 79.5], dtype=torch.float64)
+    assert ch08.check_t_interval(4.303 * seeds.std().item() / 3**0.5)
+    assert not ch08.check_t_interval(1.96 * seeds.std().item() / 3**0.5)
+    assert "uses 1.96" in capsys.readouterr().out
+    assert ch08.check_paired_verdict("no detectable difference")
+    assert not ch08.check_paired_verdict("better")
+    assert ch08.check_compute_ratio(2600 / 483, 2600.0, 483.0)
+    assert not ch08.check_compute_ratio(483 / 2600, 2600.0, 483.0)
+    assert not ch08.check_compute_ratio(None, 2600.0, 483.0)
+
+
+def test_class_weights_check(capsys):
+    def right(h, y, u, e):
+        projected = h @ u.T + e
+        return torch.stack([projected[y == c].mean(0) for c in range(int(y.max()) + 1)])
+
+    assert ch05.check_class_weights(right)
+    assert not ch05.check_class_weights(lambda h, y, u, e: right(h, y, u, torch.zeros_like(e)))
+    assert "bias e is missing" in capsys.readouterr().out
+    assert not ch05.check_class_weights(None)

@@ -16,17 +16,17 @@ from random_tasks import tiny_splits  # noqa: E402
 from mlscratch import TaskSampler  # noqa: E402
 from mlscratch.algorithms import build  # noqa: E402
 from mlscratch.course.explorer import adaptation_curve, adaptation_explorer, resize_head, slider_ranges  # noqa: E402
+from mlscratch.errors import ConfigError  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny models run fastest on one thread
 
 
-def test_resize_head_cycles_the_trained_rows():
+def test_resize_head_keeps_the_first_rows_and_refuses_more_ways_than_trained():
     params = {"head.weight": torch.arange(10.0).reshape(5, 2), "head.bias": torch.arange(5.0), "other": torch.ones(1)}
-    bigger = resize_head(params, "head", 7)
-    assert bigger["head.weight"].shape == (7, 2)
-    assert torch.equal(bigger["head.weight"][5], params["head.weight"][0])
-    assert torch.equal(resize_head(params, "head", 3)["head.bias"], torch.arange(3.0))
-    assert bigger["other"] is params["other"]
+    smaller = resize_head(params, "head", 3)
+    assert torch.equal(smaller["head.bias"], torch.arange(3.0)) and smaller["other"] is params["other"]
+    with pytest.raises(ConfigError, match="5 rows and cannot answer a 7-way task"):
+        resize_head(params, "head", 7)  # reusing rows would not be MAML
 
 
 def test_curve_matches_the_learners_own_adaptation():
@@ -41,11 +41,11 @@ def test_curve_matches_the_learners_own_adaptation():
     assert curve.support_loss[-1] < curve.support_loss[0]  # SGD on the support set lowers its loss
 
 
-def test_more_ways_than_the_output_layer_work():
-    learner = build("maml", n_way=3, width=8)
-    task = TaskSampler(tiny_splits()["test"], 5, 1, 2, 1, seed=0).sample()
+def test_fewer_ways_than_the_output_layer_work():
+    learner = build("maml", n_way=5, width=8)
+    task = TaskSampler(tiny_splits()["test"], 3, 1, 2, 1, seed=0).sample()
     curve = adaptation_curve(learner, task, inner_lr=0.4, steps=1)
-    assert curve.settings["n_way"] == 5 and len(curve.accuracy) == 2
+    assert curve.settings["n_way"] == 3 and len(curve.accuracy) == 2
 
 
 def test_slider_ranges_never_make_an_impossible_task():
@@ -55,10 +55,10 @@ def test_slider_ranges_never_make_an_impossible_task():
     assert limits["max_ways"] == 10
     learner = build("maml", n_way=5, width=8)
     panel = adaptation_explorer(learner, tiny_splits(per_class=8), k_query=5, steps=1)
-    assert panel.controls["k_shot"].max == 3 and panel.controls["n_way"].max == 10
+    assert panel.controls["k_shot"].max == 3 and panel.controls["n_way"].max == 5  # its 5-way head: at most 5
     panel.controls["k_shot"].value = panel.controls["k_shot"].max
     panel.controls["n_way"].value = panel.controls["n_way"].max
-    assert "10-way 3-shot" in panel.message.value  # the largest setting ran
+    assert "5-way 3-shot" in panel.message.value  # the largest setting ran
 
 
 def test_panel_keeps_earlier_settings_as_overlays():

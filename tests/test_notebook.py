@@ -59,3 +59,18 @@ def test_stopwatch_median_and_thread_context():
     with torch_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+def test_task_latency_times_one_task_at_a_time_after_a_warm_up():
+    from mlscratch.measure import task_latency
+
+    calls = []
+
+    class Probe(torch.nn.Module):
+        def predict(self, support_x, support_y, query_x):
+            calls.append((support_x.shape, torch.get_num_threads()))
+            return torch.zeros(len(query_x), 3)
+
+    batch = (torch.zeros(4, 3, 1, 8, 8), torch.zeros(4, 3), torch.zeros(4, 6, 1, 8, 8))
+    assert task_latency(Probe(), batch, tasks=3) >= 0
+    assert len(calls) == 4 and all(shape == (3, 1, 8, 8) and threads == 1 for shape, threads in calls)

@@ -1,13 +1,18 @@
-"""Committed chapters are clean, parameterised and complete; the cleaning tool does what it says."""
+"""Committed chapters are stored with their results and figures, clean, parameterised and complete; the cleaning
+tool does what it says."""
 
 from __future__ import annotations
 
+import base64
 import importlib.util
+import io
 import json
 import re
 from pathlib import Path
 
 import pytest
+
+from mlscratch.course import stored
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
@@ -17,6 +22,7 @@ PARAMETERS = ("dataset", "protocol", "seed", "device")
 spec = importlib.util.spec_from_file_location("clean_notebooks", ROOT / "tools" / "clean_notebooks.py")
 clean_notebooks = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(clean_notebooks)
+DRAWS = re.compile(r"^(?!\s*#).*\b(plot_\w+|show_\w+|draw_\w+|plt\.(subplots|plot|hist|imshow))\(", re.MULTILINE)
 
 
 def source(cell: dict) -> str:
@@ -34,19 +40,33 @@ def test_there_are_chapters():
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
 def test_notebook_is_clean(path):
     text = path.read_text(encoding="utf-8")
-    assert clean_notebooks.dumps(clean_notebooks.clean(json.loads(text))) == text, (
+    assert stored.dumps(stored.clean(json.loads(text))) == text, (
         f"{path.name} is not clean: run python tools/clean_notebooks.py {path.relative_to(ROOT)}"
     )
     notebook = load(path)
     assert notebook["metadata"]["kernelspec"]["name"] == "python3"
+    assert len(text.encode()) <= stored.MAX_BYTES, f"{path.name}: {len(text.encode()):,} bytes with its outputs"
     for cell in notebook["cells"]:
-        if cell["cell_type"] != "code":
-            continue
-        if clean_notebooks.is_checked(cell):
+        if cell["cell_type"] == "code" and stored.is_checked(cell):
             assert cell["outputs"], f"{path.name}: a NBVAL_CHECK_OUTPUT cell has no stored output to compare"
             assert cell["execution_count"] is not None, "nbval skips cells without an execution count"
-        else:
-            assert cell["outputs"] == [] and cell["execution_count"] is None
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_committed_chapter_shows_its_results_and_figures(path):
+    """The evidence is on the page: every code cell ran (a run at the defaults, `chapters run --store`), and every
+    cell that draws a figure holds it as a PNG."""
+    notebook = load(path)
+    code = [c for c in notebook["cells"] if c["cell_type"] == "code"]
+    unrun = [i for i, c in enumerate(code, 1) if c["execution_count"] is None]
+    assert not unrun, f"{path.name}: code cells {unrun} have no stored run; python -m mlscratch chapters run --store"
+    missing = [
+        i
+        for i, c in enumerate(code, 1)
+        if DRAWS.search(source(c)) and not any("image/png" in o.get("data", {}) for o in c["outputs"])
+    ]
+    assert not missing, f"{path.name}: code cells {missing} draw a figure but store none (chapters run --store)"
+    assert stored.figures(notebook) >= 1, f"{path.name} stores no figure"
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
@@ -68,9 +88,20 @@ def test_chapter_has_parameters_sections_and_checked_cells(path):
         assert re.search(rf"^#+ .*{section}", headings, flags=re.MULTILINE), f"{path.name} lacks a '{section}' section"
     markdown = "\n".join(source(c) for c in notebook["cells"] if c["cell_type"] == "markdown")
     assert "$$" in markdown, f"{path.name}: the math section should have display LaTeX"
-    checked = [c for c in notebook["cells"] if clean_notebooks.is_checked(c)]
+    checked = [c for c in notebook["cells"] if stored.is_checked(c)]
     assert checked, f"{path.name}: mark at least one deterministic cell with # NBVAL_CHECK_OUTPUT"
     assert any("report(" in source(c) for c in notebook["cells"]), f"{path.name}: call report(...) with key metrics"
+
+
+def tiny_png() -> str:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+PNG = tiny_png()
 
 
 def dirty_notebook() -> dict:
@@ -106,7 +137,12 @@ def dirty_notebook() -> dict:
                         "output_type": "execute_result",
                         "execution_count": 8,
                         "metadata": {"x": 1},
-                        "data": {"text/plain": "2", "image/png": "AAAA"},
+                        "data": {"text/plain": "2", "image/png": PNG},
+                    },
+                    {
+                        "output_type": "display_data",
+                        "metadata": {},
+                        "data": {"application/vnd.jupyter.widget-view+json": {"model_id": "x"}, "text/plain": "VBox"},
                     },
                 ],
             },
@@ -121,18 +157,21 @@ def dirty_notebook() -> dict:
     }
 
 
-def test_clean_keeps_only_checked_text_outputs_and_normalises_metadata():
-    cleaned = clean_notebooks.clean(dirty_notebook())
+def test_clean_keeps_results_and_figures_drops_noise_and_normalises_metadata():
+    cleaned = stored.clean(dirty_notebook())
     markdown, settings, checked = cleaned["cells"]  # papermill's injected-parameters cell is gone
     assert markdown["metadata"] == {}
     assert settings["metadata"] == {"tags": ["parameters"]}
-    assert settings["outputs"] == [] and settings["execution_count"] is None
+    assert settings["outputs"] == [{"name": "stdout", "output_type": "stream", "text": "x\n"}]
+    assert settings["execution_count"] == 1
     assert checked["execution_count"] == 2  # second code cell
-    assert checked["outputs"] == [
-        {"name": "stdout", "output_type": "stream", "text": "1\n"},
-        {"data": {"text/plain": "2"}, "execution_count": 2, "metadata": {}, "output_type": "execute_result"},
-    ]
-    assert cleaned["metadata"] == {"kernelspec": clean_notebooks.KERNELSPEC, "language_info": {"name": "python"}}
+    stdout, result, widget = checked["outputs"]  # stderr dropped
+    assert stdout == {"name": "stdout", "output_type": "stream", "text": "1\n"}
+    assert result["data"]["text/plain"] == "2" and result["execution_count"] == 2
+    assert result["data"]["image/png"].startswith("iVBOR")  # the figure is kept (re-encoded smaller when it can be)
+    assert widget["data"] == {"text/plain": stored.LIVE_PANEL_NOTE}  # no widget state in a repository
+    assert cleaned["metadata"] == {"kernelspec": stored.KERNELSPEC, "language_info": {"name": "python"}}
+    assert stored.clean(cleaned) == cleaned  # idempotent
 
 
 def test_check_mode_reports_dirty_and_accepts_clean(tmp_path, capsys):

@@ -6,7 +6,6 @@ import copy
 import datetime
 import json
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ from ..data import ClassImages
 from ..errors import ConfigError, DataError
 from ..evaluation import mean_ci95
 from ..experiment import Settings, build_learner, load_data, samplers
-from ..measure import peak_memory
+from ..measure import cpu_name, peak_memory
 from ..training import fit
 from .entries import Entry, check_disjoint, score
 from .shipped_baseline import baseline
@@ -155,8 +154,13 @@ STORED = Path(__file__).resolve().parent / "stored"  # package data: races train
 
 def race_record(by_protocol: dict[str, list[Entry]], settings: dict) -> dict:
     """A race as a JSON-able record: the rows per protocol, the settings that made it, and the machine it ran on."""
-    machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-               "torch_threads": torch.get_num_threads(), "torch": str(torch.__version__)}  # fmt: skip
+    machine = {
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": str(torch.__version__),
+        "load_average": [round(x, 1) for x in os.getloadavg()],
+    }  # fmt: skip: a busy machine trains less
     rows = {protocol: [row.to_dict() for row in rows] for protocol, rows in by_protocol.items()}
     return {"settings": settings, "machine": machine, "created": datetime.date.today().isoformat(), "protocols": rows}
 

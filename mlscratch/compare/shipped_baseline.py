@@ -65,7 +65,8 @@ def cached_baseline(name: str, splits: dict[str, ClassImages], steps: int = PRET
     """`baseline` pretrained for `steps` batches once, then read back (same data, same steps: same weights).
 
     Looked up in the package's shipped weights (SHIPPED_BASELINES: the default 3,000 steps on Omniglot `paper`),
-    then in BASELINE_CACHE; else pretrained here and kept in BASELINE_CACHE.
+    then in BASELINE_CACHE; else pretrained here and kept in BASELINE_CACHE. The returned dict is the pretraining
+    record, plus the shipped model's measured "result" on the fixed test tasks when there is one.
     """
     if name == PixelNearestNeighbour.name:
         return baseline(name, splits["train"])[0], {}
@@ -73,7 +74,7 @@ def cached_baseline(name: str, splits: dict[str, ClassImages], steps: int = PRET
     for place in (SHIPPED_BASELINES, BASELINE_CACHE):
         if (place / file).is_file():
             learner, record = read_baseline(place / file)
-            return learner, record["pretraining"]
+            return learner, {**record["pretraining"], **({"result": record["result"]} if "result" in record else {})}
     learner, done = baseline(name, splits["train"], steps=steps)
     return learner, save_baseline(learner, done, BASELINE_CACHE / file)["pretraining"]
 

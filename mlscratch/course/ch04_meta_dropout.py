@@ -79,3 +79,19 @@ def check_softplus_noise(mean: float | None, fraction_below_one: float | None) -
         f"mean {expected_mean:.3f}, below 1 for {100 * expected_fraction:.1f}% of the draws: at initialisation "
         "the noise shrinks most features and amplifies a few",
     )
+
+
+def check_kept_scale(kept_scale: Callable | None) -> bool:
+    """kept_scale(rate) -> the factor a kept feature is multiplied by under (inverted) dropout of that rate."""
+    rates = (0.05, 0.15, 0.5)
+    hint = "A feature is kept with probability 1 - rate; what factor keeps its expected value unchanged?"
+    answered, values = attempt("kept_scale", kept_scale, hint, rates[0])
+    if not answered:
+        return False
+    values = [float(kept_scale(rate)) for rate in rates]
+    if all(abs(v - (1 - r)) < 1e-9 for v, r in zip(values, rates, strict=True)):
+        return say(False, "1 - rate is the probability of keeping a feature; the kept ones must be scaled *up*")
+    expected = [1 / (1 - rate) for rate in rates]
+    if not all(abs(v - e) < 1e-6 for v, e in zip(values, expected, strict=True)):
+        return say(False, f"at rates {rates} expected {[round(e, 4) for e in expected]}")
+    return say(True, "1 / (1 - rate): at 0.15 kept values are 1.1765, as the mask above shows; E[mask * h] = h")

@@ -193,7 +193,10 @@ class WeightsExplorer:
             f"embedding Meta Network: {generated.accuracy:.0f}%, weights written in {generated.milliseconds:.1f} ms "
             "(one forward pass, no gradient)",
         ]
-        if self.maml is not None:
+        if self.maml is not None and n_way > self.maml.n_way:
+            lines.append(f"MAML: not shown for {n_way} ways: its {self.maml.n_way}-way output layer is part of the "
+                         "trained model (a 20-way MAML is a model of its own: the zoo's maml-20w1s)")  # fmt: skip
+        elif self.maml is not None:
             tic = time.perf_counter()
             curve = adaptation_curve(self.maml, task, self.maml.inner_lr, self.maml_steps)
             milliseconds = 1000 * (time.perf_counter() - tic)  # includes scoring the queries after every step
@@ -289,3 +292,59 @@ def check_per_example_gradients(per_example_gradients: Callable | None) -> bool:
     if all_close([r.sum(0) for r in got], mean):
         return say(False, "these rows add up to the mean gradient: use each example's own loss, not the loss / M")
     return say(False, "not the per-example gradients: compare with a loop over the examples")
+
+
+# --- what to observe, from the zoo's records ------------------------------------------------------------------
+
+
+def zoo_observations(names: tuple[str, ...] = ("metanet-embedding-5w1s", "metanet-5w1s"), reference: str = "maml-5w1s"):
+    """Markdown: each trained Meta Network against the zoo's MAML, paired on the 600 recorded tasks, with its budget.
+
+    Written from the weights records, so the sentences follow the models when they are retrained."""
+    from IPython.display import Markdown
+
+    from .. import zoo
+    from ..evaluation import mean_ci95
+
+    shipped = set(zoo.available())
+    if reference not in shipped:
+        return Markdown(f"(`{reference}` is not shipped: `python -m mlscratch zoo train {reference}`)")
+    base = zoo.load(reference).zoo
+    lines = []
+    for name in (n for n in names if n in shipped):
+        record = zoo.load(name).zoo
+        ours, theirs = (torch.tensor(r["result"]["task_accuracies"]) for r in (record, base))
+        difference, ci = mean_ci95(ours - theirs)
+        verdict = ("no detectable difference (the paired 95% interval includes 0)" if abs(difference) <= ci
+                   else "higher" if difference > 0 else "lower")  # fmt: skip
+        target = record["settings"]["iterations"]
+        result = record["result"]
+        lines.append(f"- `{name}`: {result['accuracy']:.2f} ± {result['ci95']:.2f}% on 600 test tasks after "
+                     f"{record['iteration']:,} of its recipe's {target:,} iterations; against `{reference}` "
+                     f"({base['iteration']:,} iterations), paired: {difference:+.2f} ± {ci:.2f} points, {verdict}. "
+                     "One training seed each.")  # fmt: skip
+    return Markdown("\n".join(lines))
+
+
+def check_class_weights(class_weights: Callable | None) -> bool:
+    """class_weights(h [N*K, E], labels [N*K], U [E, E], e [E]) -> w [N, E], w_c = mean over class c of (U h_i + e)."""
+    generator = torch.Generator().manual_seed(1)
+    h = torch.randn(6, 4, generator=generator, dtype=torch.float64)
+    labels = torch.tensor([1, 0, 2, 2, 0, 1])
+    u, e = torch.randn(4, 4, generator=generator, dtype=torch.float64), torch.randn(4, dtype=torch.float64)
+    hint = "Project every support embedding (h @ U.T + e), then average the rows of each class."
+    answered, result = attempt("class_weights", class_weights, hint, h, labels, u, e)
+    if not answered:
+        return False
+    projected = h @ u.T + e
+    expected = torch.stack([projected[labels == c].mean(0) for c in range(3)])
+    result = torch.as_tensor(result, dtype=torch.float64)
+    if result.shape == expected.shape and torch.allclose(
+        result, torch.stack([(h @ u.T)[labels == c].mean(0) for c in range(3)])
+    ):
+        return say(False, "the bias e is missing: w_c = mean_i (U h_i + e)")
+    if result.shape != expected.shape or not torch.allclose(result, expected):
+        return say(
+            False, f"expected [N, E] = {tuple(expected.shape)}, row c the mean of class c's projected embeddings"
+        )
+    return say(True, "one row per class, written in one forward pass: any number of ways, no gradient step")

@@ -14,6 +14,8 @@ can move it across a drawn boundary.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from functools import partial
 
 import matplotlib.pyplot as plt
@@ -23,6 +25,7 @@ from torch import Tensor
 
 from ..algorithms.base import MetaLearner
 from ..algorithms.protonet import prototypes
+from .checks import attempt, say
 
 # What the chapter uses from the course's shared modules, so that it imports the course from this one module.
 from .notebook import describe_splits, load_data, report, setup  # noqa: F401
@@ -180,3 +183,55 @@ def prototype_explorer(learner: MetaLearner, splits: dict, n_way: int = 3, k_sho
 
 
 __all__ = ["draw_prototype_task", "plot_attention", "plot_prototypes", "prototype_explorer", "prototype_plane"]
+
+
+# --- exercise checks ----------------------------------------------------------------------------------------
+
+
+def check_prototypes(prototypes_of: Callable | None) -> bool:
+    """prototypes_of(embeddings [N*K, D], labels [N*K]) -> class means [N, D], class c in row c."""
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.tensor([2, 0, 1, 0, 2, 1, 1, 0, 2])  # three classes, three shots, shuffled
+    embeddings = torch.randn(9, 4, generator=generator, dtype=torch.float64)
+    answered, result = attempt(
+        "prototypes_of", prototypes_of, "Average the embeddings of each class.", embeddings, labels
+    )
+    if not answered:
+        return False
+    expected = torch.stack([embeddings[labels == c].mean(0) for c in range(3)])
+    result = torch.as_tensor(result, dtype=torch.float64)
+    if result.shape != expected.shape:
+        return say(False, f"expected shape {tuple(expected.shape)} (one row per class), got {tuple(result.shape)}")
+    if torch.allclose(result, torch.stack([embeddings[3 * c : 3 * c + 3].mean(0) for c in range(3)])):
+        return say(False, "that averages consecutive rows: select each class by its labels, they are shuffled")
+    if not torch.allclose(result, expected):
+        return say(False, "not the class means: row c should be the mean of the embeddings labelled c")
+    return say(True, "the prototypes: one mean embedding per class, the Bregman-optimal centre of its support set")
+
+
+def check_linear_head(linear_head: Callable | None) -> bool:
+    """linear_head(prototypes [N, D]) -> (W [N, D], b [N]) with W h + b == -||h - c||^2 + ||h||^2 for every h."""
+    centres = torch.tensor([[1.0, 2.0], [-1.0, 0.5], [0.0, -2.0]], dtype=torch.float64)
+    answered, result = attempt("linear_head", linear_head, "Expand -||h - c||^2 and drop the term without c.", centres)
+    if not answered:
+        return False
+    weight, bias = (torch.as_tensor(t, dtype=torch.float64) for t in result)
+    if torch.allclose(weight, centres) and torch.allclose(bias, -(centres**2).sum(-1) / 2):
+        return say(False, "that is half of it (W = c, b = -||c||^2 / 2): the same decisions, half the logits")
+    if not (torch.allclose(weight, 2 * centres) and torch.allclose(bias, -(centres**2).sum(-1))):
+        return say(False, "-||h - c||^2 = 2 c.h - ||c||^2 - ||h||^2: read W and b off the terms that depend on c")
+    return say(True, "W = 2c, b = -||c||^2: a ProtoNet is a linear classifier on its embedding")
+
+
+def check_cosine_ceiling(probability: float | None) -> bool:
+    """The largest probability a 5-way softmax over cosine similarities (scale 1) can give the right class."""
+    best = math.e / (math.e + 4 / math.e)  # right class at cos = 1, the four others at cos = -1
+    if probability is None:
+        return say(
+            False, "cosine ceiling: not answered yet. Cosines lie in [-1, 1]: put the right one at 1, the rest at -1."
+        )
+    if abs(probability - 1.0) < 1e-6:
+        return say(False, "a softmax of bounded logits never reaches 1: cosines lie in [-1, 1]")
+    if abs(probability - best) > 1e-3:
+        return say(False, f"{probability:g}: e^1 / (e^1 + 4 e^-1) is the best case")
+    return say(True, f"{best:.3f}: a cosine softmax cannot be confident without a scale (1/temperature) on the logits")

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import partial
 
 import matplotlib.pyplot as plt
@@ -20,6 +21,7 @@ from torch import Tensor
 
 from ..evaluation import EvaluationResult, evaluate
 from ..tasks import TaskSampler
+from .checks import attempt, say
 
 # --- Reptile on a 2-D toy: three quadratic tasks -------------------------------------------------------
 # What the chapter uses from the course's shared modules, so that it imports the course from this one module.
@@ -213,3 +215,115 @@ def first_order_panel(splits: dict, *, iterations: int = 30, eval_tasks: int = 5
         title=f"train {iterations} iterations, evaluate on {eval_tasks} test tasks",
         run_now=False,
     )
+
+
+# --- exercise checks ----------------------------------------------------------------------------------------
+
+
+def check_reptile_step(reptile_step: Callable | None) -> bool:
+    """reptile_step(theta [P], phis [T, P], epsilon) -> theta + epsilon * mean_i (phi_i - theta)."""
+    generator = torch.Generator().manual_seed(0)
+    theta = torch.randn(6, generator=generator, dtype=torch.float64)
+    phis = theta + torch.randn(4, 6, generator=generator, dtype=torch.float64)
+    answered, result = attempt("reptile_step", reptile_step, "Average phi_i - theta over the tasks.", theta, phis, 0.3)
+    if not answered:
+        return False
+    result = torch.as_tensor(result, dtype=torch.float64)
+    expected = theta + 0.3 * (phis - theta).mean(0)
+    if torch.allclose(result, phis.mean(0)):
+        return say(False, "that jumps to the mean of the phis (epsilon = 1); move only a fraction epsilon of the way")
+    if torch.allclose(result, theta - 0.3 * (phis - theta).mean(0)):
+        return say(False, "wrong direction: Reptile moves theta *towards* the adapted weights")
+    if not torch.allclose(result, expected):
+        return say(False, "not theta + epsilon * mean_i (phi_i - theta)")
+    return say(True, "theta + epsilon * mean_i (phi_i - theta): no query loss, no second derivatives")
+
+
+def check_metasgd_step(metasgd_step: Callable | None) -> bool:
+    """metasgd_step(params [P], grads [P], rates [P]) -> the Meta-SGD inner step, one learned rate per weight."""
+    params = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    grads = torch.tensor([0.5, 1.0, -4.0], dtype=torch.float64)
+    rates = torch.tensor([0.1, 0.4, 0.02], dtype=torch.float64)
+    answered, result = attempt(
+        "metasgd_step", metasgd_step, "Multiply each gradient by its own rate.", params, grads, rates
+    )
+    if not answered:
+        return False
+    result = torch.as_tensor(result, dtype=torch.float64)
+    if torch.allclose(result, params - rates.mean() * grads):
+        return say(False, "one mean rate for all weights is MAML's step; Meta-SGD multiplies elementwise")
+    if not torch.allclose(result, params - rates * grads):
+        return say(False, "expected params - rates * grads (elementwise)")
+    return say(True, "params - rates * grads: direction and size of the step are both learned, per weight")
+
+
+def check_expected_gradients(maml: tuple | None, fomaml: tuple | None, reptile: tuple | None) -> bool:
+    """For two inner steps, each method's expected gradient as (a, b) in a * AvgGrad + b * alpha * AvgGradInner."""
+    if maml is None or fomaml is None or reptile is None:
+        return say(False, "expected gradients: not answered yet. Nichol et al. 2018, section 5: two inner steps.")
+    answers = {"MAML": (maml, (1, -2)), "FOMAML": (fomaml, (1, -1)), "Reptile": (reptile, (2, -1))}
+    wrong = [name for name, (given, right) in answers.items() if tuple(map(float, given)) != right]
+    if wrong:
+        return say(False, f"not right for {', '.join(wrong)}; the 2-D toy above computes all three numerically")
+    return say(
+        True,
+        "MAML (1, -2), FOMAML (1, -1), Reptile (2, -1): all three push towards AvgGradInner, the "
+        "term that rewards gradients of one task's mini-batches that agree",
+    )
+
+
+# --- Nichol et al.'s expected gradients for two inner steps, checked on quadratic mini-batch losses -----------
+
+
+def quadratic_batches(seed: int = 0) -> list[tuple[Tensor, Tensor]]:
+    """Two mini-batches of one task as quadratic losses L_i(w) = 1/2 (w - c_i)^T A_i (w - c_i): [(A_i, c_i)] in 2-D."""
+    generator = torch.Generator().manual_seed(seed)
+    batches = []
+    for _ in range(2):
+        m = torch.randn(2, 2, generator=generator, dtype=torch.float64)
+        batches.append(
+            (
+                m @ m.T + 0.5 * torch.eye(2, dtype=torch.float64),
+                torch.randn(2, generator=generator, dtype=torch.float64),
+            )
+        )
+    return batches
+
+
+def method_gradients(theta: Tensor, alpha: float, first: tuple, second: tuple) -> dict[str, Tensor]:
+    """The three meta-gradients for one order of the mini-batches: one SGD step on `first`, then `second`.
+
+    MAML: d/dtheta L_2(theta - alpha g_1(theta)); FOMAML: g_2 at the adapted weights; Reptile: (theta - phi) / alpha
+    after two SGD steps (on L_1, then L_2)."""
+
+    def loss(w: Tensor, batch: tuple) -> Tensor:
+        a, c = batch
+        return 0.5 * (w - c) @ a @ (w - c)
+
+    def gradient(w: Tensor, batch: tuple, create_graph: bool = False) -> Tensor:
+        return torch.autograd.grad(loss(w, batch), w, create_graph=create_graph)[0]
+
+    theta = theta.clone().requires_grad_(True)
+    adapted = theta - alpha * gradient(theta, first, create_graph=True)
+    maml = torch.autograd.grad(loss(adapted, second), theta)[0]
+    w1 = (theta - alpha * gradient(theta, first)).detach().requires_grad_(True)
+    fomaml = gradient(w1, second)
+    phi = w1 - alpha * fomaml
+    return {"MAML": maml, "FOMAML": fomaml, "Reptile": (theta.detach() - phi) / alpha}
+
+
+def expected_gradient_errors(alpha: float, seed: int = 0) -> dict[str, float]:
+    """|E[g_method] - formula| for each method, the expectation over both orders of the two mini-batches.
+
+    Formulas (Nichol et al. 2018, section 5): E[g_MAML] = AvgGrad - 2 alpha AvgGradInner, E[g_FOMAML] = AvgGrad -
+    alpha AvgGradInner, E[g_Reptile] = 2 AvgGrad - alpha AvgGradInner, with AvgGrad = E[g_1(theta)] and
+    AvgGradInner = E[H_2 g_1(theta)]: exact up to O(alpha^2), so the errors fall as alpha^2."""
+    batches, theta = quadratic_batches(seed), torch.tensor([0.3, -0.7], dtype=torch.float64)
+    orders = [(batches[0], batches[1]), (batches[1], batches[0])]
+    measured = {name: torch.stack([method_gradients(theta, alpha, *o)[name] for o in orders]).mean(0)
+                for name in ("MAML", "FOMAML", "Reptile")}  # fmt: skip
+    avg_grad = torch.stack([a @ (theta - c) for a, c in batches]).mean(0)
+    avg_grad_inner = torch.stack([second[0] @ (first[0] @ (theta - first[1])) for first, second in orders]).mean(0)
+    formula = {"MAML": avg_grad - 2 * alpha * avg_grad_inner, "FOMAML": avg_grad - alpha * avg_grad_inner,
+               "Reptile": 2 * avg_grad - alpha * avg_grad_inner}  # fmt: skip
+    return {name: (measured[name] - formula[name]).norm().item() for name in formula}

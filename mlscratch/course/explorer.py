@@ -9,9 +9,9 @@ images, the query accuracy and the support and query losses after every inner st
 curves as faint lines, so a change is seen against the last ones. No training: it answers in about a second on a
 CPU.
 
-The trained model has a fixed `n_way`-way output layer. For another number of ways the explorer gives task class
-j the output row j mod n_way: labels are shuffled per task, so no row belongs to a class and every row starts as
-good as any other (MAML's rows start near chance, see the before-adaptation accuracy).
+The trained model has a fixed `n_way`-way output layer, which is part of what MAML learned: the ways slider stops
+at it (a larger task would need rows the model never trained; reusing rows would not be MAML). Fewer ways use
+the first rows: labels are shuffled per task, so no row belongs to a class.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
+from ..errors import ConfigError
 from ..inner_loop import Params, adapt, sgd
 from ..models import meta_dropout
 from ..tasks import TaskBatch, TaskSampler
@@ -57,9 +58,12 @@ def output_layer(model: nn.Module) -> str:
 
 
 def resize_head(params: Params, head: str, n_way: int) -> Params:
-    """The same weights with an n_way-way output layer: output row j is the trained row j mod (trained ways)."""
+    """The same weights with an n_way-way output layer, n_way <= the trained ways: the first n_way output rows."""
     trained = params[f"{head}.weight"].shape[0]
-    rows = torch.arange(n_way, device=params[f"{head}.weight"].device) % trained
+    if n_way > trained:
+        raise ConfigError(f"this model's output layer has {trained} rows and cannot answer a {n_way}-way task; "
+                          f"use at most {trained} ways, or a model trained for {n_way}")  # fmt: skip
+    rows = torch.arange(n_way, device=params[f"{head}.weight"].device)
     return {**params, f"{head}.weight": params[f"{head}.weight"][rows], f"{head}.bias": params[f"{head}.bias"][rows]}
 
 
@@ -229,10 +233,12 @@ def adaptation_explorer(
     if isinstance(learners, nn.Module):
         learners = {type(learners).__name__: learners}
     classes = splits[split]
+    heads = [getattr(m, "n_way", None) for m in learners.values()]
+    most_ways = min((h for h in heads if h), default=10)  # a fixed output layer: no more ways than it has rows
     controls = {
         "inner_lr": (0.0, 2.0, inner_lr, 0.05),
         "steps": (0, 10, steps),
-        **task_sliders(classes, k_query, n_way, k_shot, seed),
+        **task_sliders(classes, k_query, min(n_way, most_ways), k_shot, seed, max_ways=most_ways),
     }
     compute = Explorer(learners, classes, k_query)
     title = f"Adapting the trained {' and '.join(learners)} to one {split} task"

@@ -34,7 +34,7 @@ from . import store
 from .recipes import RECIPES, Recipe, add
 
 CHECKPOINTS = Path("runs") / "zoo"
-CURVE_STEPS = 10  # inner steps recorded per test task (at least; a learner's own test_inner_steps if more)
+CURVE_STEPS = 5  # inner steps recorded per test task (at least; a learner's own test_inner_steps if more)
 
 
 def recipe(name: str) -> Recipe:
