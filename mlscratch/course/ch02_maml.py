@@ -182,6 +182,11 @@ def fine_tune_curves(
     return curves
 
 
+def mean_wave(x: Tensor) -> Tensor:
+    """The average task wave: E[A sin(x - phi)] = -(2 / pi) E[A] cos x, phi uniform on [0, pi]; -1.62 cos x."""
+    return -(2 / math.pi) * (sum(AMPLITUDE) / 2) * torch.cos(x)
+
+
 def plot_fits(
     models: dict[str, nn.Module],
     task: int = 0,
@@ -199,6 +204,7 @@ def plot_fits(
     for ax, (name, model) in zip(axes[0], models.items(), strict=True):
         path = adapt(model, dict(model.named_parameters()), sx, sy, lr, max(steps))
         ax.plot(x, truth, color="black", linewidth=2, label="true wave")
+        ax.plot(x, mean_wave(x), color="grey", linestyle="--", label="average wave")
         for s, alpha in zip(steps, torch.linspace(0.35, 1.0, len(steps)).tolist(), strict=True):
             with torch.no_grad():
                 ax.plot(x, functional_call(model, path[s], (x,)), color="tab:blue", alpha=alpha, label=f"{s} steps")
