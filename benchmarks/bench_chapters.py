@@ -1,4 +1,4 @@
-"""Every chapter at its defaults, timed against the 5-minute budget; the times go to a JSON file and a table.
+"""Every chapter at its defaults, timed against its 100 s budget; the times go to a JSON file and a table.
 
     python benchmarks/bench_chapters.py                       # all chapters, real Omniglot when configured
     python benchmarks/bench_chapters.py --only 02 03 --out runs/bench-chapters

@@ -216,3 +216,18 @@ def test_plot_prototypes_draws_a_task():
     figure = plot_prototypes(tiny(), *one_task(tasks())[:3], tasks().query_y[0], resolution=20)
     assert "3-way 2-shot" in figure.axes[0].get_title()
     plt.close(figure)
+
+
+def test_scale_multiplies_the_logits_and_must_be_positive():
+    from mlscratch.algorithms import build
+    from mlscratch.errors import ConfigError
+
+    torch.manual_seed(0)
+    plain = build("protonet", distance="cosine", width=4, image_size=16)
+    scaled = build("protonet", distance="cosine", width=4, image_size=16, scale=10.0)
+    scaled.load_state_dict(plain.state_dict())
+    sx, sy, qx = torch.rand(3, 1, 16, 16), torch.arange(3), torch.rand(4, 1, 16, 16)
+    torch.testing.assert_close(scaled.predict(sx, sy, qx), 10 * plain.predict(sx, sy, qx))
+    assert plain.predict(sx, sy, qx).abs().max() <= 1 + 1e-6  # a bare cosine is bounded
+    with pytest.raises(ConfigError, match="scale multiplies the logits"):
+        build("protonet", scale=0.0)

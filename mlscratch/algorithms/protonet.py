@@ -11,8 +11,9 @@ summed distance to a class's examples is their mean. Why it is a linear classifi
 -||h - c||^2 = 2 c.h - ||c||^2 - ||h||^2, and the last term is the same for every class of a query, so the
 softmax sees a linear layer with W = 2c and b = -||c||^2 (ProtoMAML starts its inner loop from it).
 
-`distance="cosine"` scores by cosine similarity instead (bounded in [-1, 1], so the softmax stays soft);
-the paper found squared Euclidean better, and chapter 06 shows why.
+`distance="cosine"` scores by cosine similarity instead (bounded in [-1, 1], so the softmax stays soft unless
+`scale` multiplies it: scale 10 is a temperature of 0.1); the paper found squared Euclidean better, and chapter 06
+measures how much of the gap the scale closes.
 
 BatchNorm uses the backbone's "support" mode: queries are normalised with the statistics of their task's
 support set, so each query is scored on its own (no transduction), at training and at test time.
@@ -42,7 +43,8 @@ def prototypes(embeddings: Tensor, labels: Tensor) -> Tensor:
 class ProtoNet(MetaLearner):
     """Prototypical Network on a headless Conv4 embedding (D = `width` numbers on 28x28 images).
 
-    distance: "euclidean" (negative squared Euclidean distance, the paper's) or "cosine" (cosine similarity).
+    distance: "euclidean" (negative squared Euclidean distance, the paper's) or "cosine" (cosine similarity);
+    scale: multiplies the logits (1 for the paper; a cosine needs about 10 to become confident).
     Adam with the learning rate halved every `lr_halving` iterations (the paper: every 2,000 episodes).
     """
 
@@ -57,6 +59,7 @@ class ProtoNet(MetaLearner):
         bn: str = "support",
         distance: str = "euclidean",
         lr_halving: int = 2000,
+        scale: float = 1.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -64,6 +67,8 @@ class ProtoNet(MetaLearner):
             raise ConfigError(f"unknown distance={distance!r}; choose one of: {', '.join(DISTANCES)}")
         if not isinstance(lr_halving, int) or lr_halving < 1:
             raise ConfigError(f"lr_halving must be a positive number of iterations, got {lr_halving!r}")
+        if not scale > 0:
+            raise ConfigError(f"scale multiplies the logits and must be positive, got {scale!r}")
         self.embedding = Conv4(None, in_channels, image_size, width, bn=bn)
 
     def embed(self, support_x: Tensor, query_x: Tensor) -> tuple[Tensor, Tensor]:
@@ -76,8 +81,8 @@ class ProtoNet(MetaLearner):
     def score(self, h_query: Tensor, centres: Tensor) -> Tensor:
         """h_query [Q, D], prototypes [N, D] -> logits [Q, N]."""
         if self.distance == "cosine":
-            return F.cosine_similarity(h_query[:, None], centres[None], dim=-1)
-        return -(h_query[:, None] - centres[None]).pow(2).sum(-1)
+            return self.scale * F.cosine_similarity(h_query[:, None], centres[None], dim=-1)
+        return -self.scale * (h_query[:, None] - centres[None]).pow(2).sum(-1)
 
     def score_task(self, support_x: Tensor, support_y: Tensor, query_x: Tensor) -> Tensor:
         """One task -> logits [Q, N]: closeness of each query to each class prototype."""
