@@ -14,7 +14,7 @@ from ..data import ClassImages
 from ..errors import ConfigError
 from ..evaluation import evaluate, quantile95
 from ..experiment import evaluation_tasks
-from ..measure import peak_memory
+from ..measure import peak_memory, task_latency
 
 
 @dataclass
@@ -55,17 +55,24 @@ class Entry:
         return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
 
+LATENCY_TASKS = 3  # test tasks timed one at a time (measure.task_latency), after one warm-up task
+
+
 def score(
-    learner: MetaLearner, classes: ClassImages, ways: int, shots: int, queries: int, tasks: int
-) -> tuple[list[float], float, int]:
-    """(per-task accuracies, seconds per task, peak bytes of one task) on the fixed test tasks."""
+    learner: MetaLearner, classes: ClassImages, ways: int, shots: int, queries: int, tasks: int, *, scored: bool = True
+) -> tuple[list[float] | None, float, int]:
+    """(per-task accuracies on the first `tasks` fixed test tasks, seconds per task, peak bytes of one task).
+
+    Latency is the one measurement every chapter uses (`measure.task_latency`: LATENCY_TASKS tasks one at a time,
+    one thread, after a warm-up). scored=False: only latency and memory (the accuracies come from a record)."""
     parameter = next(learner.parameters(), None)  # pixel-nn has none
     device = parameter.device if parameter is not None else torch.device("cpu")
     sampler = evaluation_tasks(classes, ways, shots, queries, device)
-    result = evaluate(learner, sampler, tasks, per_step=False)
-    one = sampler.sample(1)
-    peak = peak_memory(lambda: learner.predict(*one[:3]), device)
-    return result.task_accuracies, result.seconds_per_task, peak
+    accuracies = evaluate(learner, sampler, tasks, per_step=False).task_accuracies if scored else None
+    first = sampler.sample(LATENCY_TASKS)
+    latency = task_latency(learner, first) / 1000
+    peak = peak_memory(lambda: learner.predict(*first.task(0)[:3]), device)
+    return accuracies, latency, peak
 
 
 def check_disjoint(splits: dict[str, ClassImages]) -> None:

@@ -26,6 +26,14 @@ def add_differences(rows: list[Entry], reference: str) -> list[Entry]:
     return rows
 
 
+def verdict(difference: float, ci95: float, better: str = "better", worse: str = "worse") -> str:
+    """The words for a paired difference and its 95% half-width: "no detectable difference" when the interval
+    includes 0 (not "a tie": these tasks cannot tell the two apart, which is not evidence that they are equal)."""
+    if abs(difference) <= ci95:
+        return "no detectable difference (the paired 95% interval includes 0)"
+    return f"{better if difference > 0 else worse} (the paired 95% interval excludes 0)"
+
+
 def verdicts(rows: list[Entry], reference: str) -> list[str]:
     """One line per entry: its paired difference to `reference`; "no detectable difference" when the paired 95%
     interval includes 0 (not "a tie": the data cannot tell the two apart, which is not evidence they are equal)."""
@@ -33,13 +41,6 @@ def verdicts(rows: list[Entry], reference: str) -> list[str]:
     for row in add_differences(rows, reference):
         if reference in (row.name, row.algo):
             continue
-        low, high = row.difference - row.difference_ci95, row.difference + row.difference_ci95
-        verdict = (
-            "no detectable difference (the paired 95% interval includes 0)"
-            if low <= 0 <= high
-            else "better (the paired 95% interval excludes 0)"
-            if low > 0
-            else "worse (the paired 95% interval excludes 0)"
-        )
-        lines.append(f"{row.name} vs {reference}: {row.difference:+.2f} ± {row.difference_ci95:.2f} points, {verdict}")
+        words = verdict(row.difference, row.difference_ci95)
+        lines.append(f"{row.name} vs {reference}: {row.difference:+.2f} ± {row.difference_ci95:.2f} points, {words}")
     return lines

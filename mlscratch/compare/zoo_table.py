@@ -14,8 +14,6 @@ from ..experiment import Settings, load_data
 from .entries import Entry, score
 from .shipped_baseline import PRETRAIN_STEPS, cached_baseline
 
-LATENCY_TASKS = 10  # test tasks timed when the accuracies come from the zoo's own measurement
-
 
 def zoo_model_for(entry: str, ways: int, shots: int) -> str:
     """A zoo model name, or the model of algorithm `entry` for the task shape (e.g. maml -> maml-5w1s)."""
@@ -111,7 +109,7 @@ def compare_zoo(
     """The shipped trained models and the baselines, each tested on the same `tasks` fixed test tasks.
 
     A zoo model's accuracies are the zoo's own measurement on these tasks when its shape and data match
-    (remeasure=True scores it again); its latency is then timed on LATENCY_TASKS of them.
+    (remeasure=True scores it again); its latency is timed the one way every chapter times it (`entries.score`).
     splits: the data for every entry (default: each model's own; the baselines pretrain on its train split).
     """
     rows = []
@@ -119,8 +117,7 @@ def compare_zoo(
         name, learner, data, record = load_entry(entry, ways, shots, root, pretrain_steps, splits)
         test = splits["test"] if splits is not None else None
         stored = None if remeasure else stored_accuracies(record, ways, shots, queries, tasks, test)
-        timed = min(tasks, LATENCY_TASKS) if stored is not None else tasks
-        accuracies, latency, peak = score(learner, data["test"], ways, shots, queries, timed)
+        accuracies, latency, peak = score(learner, data["test"], ways, shots, queries, tasks, scored=stored is None)
         accuracies = stored if stored is not None else accuracies
         mean, ci = mean_ci95(torch.tensor(accuracies))
         paper = zoo.recipe(name).paper if name in zoo.RECIPES else None

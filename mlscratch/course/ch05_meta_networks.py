@@ -304,6 +304,7 @@ def zoo_observations(names: tuple[str, ...] = ("metanet-embedding-5w1s", "metane
     from IPython.display import Markdown
 
     from .. import zoo
+    from ..compare.paired import verdict
     from ..evaluation import mean_ci95
 
     shipped = set(zoo.available())
@@ -315,13 +316,12 @@ def zoo_observations(names: tuple[str, ...] = ("metanet-embedding-5w1s", "metane
         record = zoo.load(name).zoo
         ours, theirs = (torch.tensor(r["result"]["task_accuracies"]) for r in (record, base))
         difference, ci = mean_ci95(ours - theirs)
-        verdict = ("no detectable difference (the paired 95% interval includes 0)" if abs(difference) <= ci
-                   else "higher" if difference > 0 else "lower")  # fmt: skip
+        words = verdict(difference, ci, "higher", "lower")
         target = record["settings"]["iterations"]
         result = record["result"]
         lines.append(f"- `{name}`: {result['accuracy']:.2f} ± {result['ci95']:.2f}% on 600 test tasks after "
                      f"{record['iteration']:,} of its recipe's {target:,} iterations; against `{reference}` "
-                     f"({base['iteration']:,} iterations), paired: {difference:+.2f} ± {ci:.2f} points, {verdict}. "
+                     f"({base['iteration']:,} iterations), paired: {difference:+.2f} ± {ci:.2f} points, {words}. "
                      "One training seed each.")  # fmt: skip
     return Markdown("\n".join(lines))
 

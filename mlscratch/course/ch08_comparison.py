@@ -10,6 +10,7 @@ from IPython.display import Markdown
 
 from ..compare import race
 from ..compare.entries import Entry
+from ..compare.paired import verdict
 from ..evaluation import quantile95
 from ..generalisation import ShapeResult, Shift
 from .checks import attempt, say
@@ -38,12 +39,6 @@ def seed_interval(row: Entry) -> str:
     return f"{row.accuracy:.2f} ± {row.seed_ci95:.2f}" if row.seed_ci95 is not None else f"{row.accuracy:.2f}"
 
 
-def _verdict(difference: float, ci: float) -> str:
-    if abs(difference) <= ci:
-        return "no detectable difference (the paired 95% interval includes 0)"
-    return "higher" if difference > 0 else "lower"
-
-
 def observations(
     converged: list[Entry], reference: str, race_rows: list[Entry], shapes: list[ShapeResult], shifts: list[Shift],
     seconds: float, seeds: int,
@@ -58,8 +53,9 @@ def observations(
         if r.name == reference or r.difference is None:
             continue
         budget = f"{r.iterations:,} iterations" if r.iterations else "no training"
+        words = verdict(r.difference, r.difference_ci95, "higher", "lower")
         lines.append(f"- {r.name}: {r.accuracy:.2f} ± {r.ci95:.2f}% ({budget}), {r.difference:+.2f} ± "
-                     f"{r.difference_ci95:.2f} points: {_verdict(r.difference, r.difference_ci95)}.")  # fmt: skip
+                     f"{r.difference_ci95:.2f} points: {words}.")  # fmt: skip
     if race_rows:
         leader = max(race_rows, key=lambda r: r.accuracy)
         last = min(race_rows, key=lambda r: r.accuracy)
