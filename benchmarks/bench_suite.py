@@ -1,7 +1,7 @@
 """The test suite's wall-clock time and its slowest tests, written to a JSON file.
 
     python benchmarks/bench_suite.py                       # the README's full command (target: 10 minutes)
-    python benchmarks/bench_suite.py -m "not chapters"     # the fast tier (target: 2 minutes)
+    python benchmarks/bench_suite.py -m "not chapters and not slow"     # the fast tier (target: 2 minutes)
 
 Runs pytest in a subprocess with `--durations`, exactly as the README gives it plus the marker expression, and
 records the seconds, the pass/fail counts and the slowest tests with the machine it ran on (cores, CPU, load

@@ -101,7 +101,9 @@ def test_cli_export_writes_the_last_checkpoint_and_says_how_to_train_without_one
     (tmp_path / "weights" / "tiny-test.pt").unlink()
     assert main(["zoo", "export", "tiny-test", "--no-progress", "--device", "cpu"]) == 0
     exported = store.read("tiny-test")
-    assert exported["iteration"] == 3 and exported["result"] == trained["result"]
+    assert exported["iteration"] == 3 and exported["result"]["task_accuracies"] == trained["result"]["task_accuracies"]
+    if "step_correct" in trained["result"]:  # per-step counts are tensors: compared exactly
+        assert torch.equal(exported["result"]["step_correct"], trained["result"]["step_correct"])
     assert "3 of 4 it" in capsys.readouterr().out
 
 
@@ -142,6 +144,7 @@ def test_every_recipe_trains_on_the_fixed_paper_split():
         assert (s.dataset, s.protocol, s.split_seed, s.eval_tasks) == ("omniglot", "paper", 0, 600), recipe.name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", zoo.available())
 def test_shipped_model_re_measures_as_recorded(name: str, omniglot_root: Path):
     learner = zoo.load(name)
