@@ -226,3 +226,15 @@ def test_verdicts_call_a_difference_inside_the_paired_ci_no_detectable_differenc
         lines[0] == "same vs ref: +0.00 ± 25.98 points, no detectable difference (the paired 95% interval includes 0)"
     )
     assert "+20.00 ± 0.00 points, better" in lines[1] and lines[2].startswith("down vs ref") and "worse" in lines[2]
+
+
+def test_cli_scratch_race_writes_a_record_that_loads_back(omniglot_root, tmp_path, capsys):
+    path = tmp_path / "race.json"
+    argv = ["compare", "--source", "scratch", "--algos", "pixel-nn", "--seconds", "0.1", "--seeds", "2"]
+    argv += ["--tasks", "4", "--protocol", "paper", "lake", "--root", str(omniglot_root), "--json", str(path)]
+    assert main(argv) == 0
+    assert "pixel-nn" in capsys.readouterr().out
+    rows, record = race.load_race(path)
+    assert set(rows) == {"paper", "lake"} and rows["paper"][0].name == "pixel-nn"
+    assert len(rows["paper"][0].seed_accuracies) == 2 and record["machine"]["cores"] >= 1
+    assert record["settings"]["seeds"] == 2 and "shift" in record

@@ -8,7 +8,7 @@ import itertools
 from .. import generalisation, zoo
 from ..algorithms import ALGORITHMS
 from ..baselines import BASELINES
-from ..compare import paired, race, shipped_baseline, zoo_table
+from ..compare import entries, paired, race, shipped_baseline, zoo_table
 from ..errors import ConfigError
 from ..io import write_json
 
@@ -88,8 +88,8 @@ def run_compare(args: argparse.Namespace) -> int:
     shape = {"ways": ways, "shots": shots, "queries": args.queries, "tasks": args.tasks, "root": args.root}
     by_protocol = {}
     if args.source == "zoo":
-        entries = zoo_entries(args.algos, ways, shots)
-        by_protocol["paper"] = zoo_table.compare_zoo(entries, **shape, pretrain_steps=args.pretrain_steps,
+        names = zoo_entries(args.algos, ways, shots)
+        by_protocol["paper"] = zoo_table.compare_zoo(names, **shape, pretrain_steps=args.pretrain_steps,
                                                    remeasure=args.remeasure)  # fmt: skip
     for protocol in args.protocol if args.source == "scratch" else []:
         algos = args.algos or [*ALGORITHMS, *BASELINES]
