@@ -11,14 +11,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .commands import chapters, compare, data, train, zoo
+from .commands import challenge, chapters, compare, data, train, zoo
 from .errors import DataError, MlscratchError
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mlscratch", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (data, train, zoo, compare, chapters):
+    for group in (data, train, zoo, compare, chapters, challenge):
         group.register(commands)
     return parser
 

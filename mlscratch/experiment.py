@@ -45,6 +45,7 @@ class Settings:
     queries: int = 15  # per class, in training tasks
     eval_queries: int = 15  # per class, in validation and test tasks
     train_ways: int | None = None  # ways of training tasks if not `ways` (ProtoNets train 60-way)
+    within_alphabet: bool = False  # training tasks draw all their classes from one alphabet (Lake's challenge)
     meta_batch: int = 32
     iterations: int = 1000
     outer_lr: float = 1e-3
@@ -126,7 +127,14 @@ def samplers(settings: Settings, splits: dict[str, ClassImages], device: torch.d
     s = settings
     return {
         "train": TaskSampler(
-            splits["train"], s.training_ways, s.shots, s.queries, s.meta_batch, seed=s.seed, device=device
+            splits["train"],
+            s.training_ways,
+            s.shots,
+            s.queries,
+            s.meta_batch,
+            seed=s.seed,
+            device=device,
+            within_alphabet=s.within_alphabet,
         ),
         "val": TaskSampler(splits["val"], s.ways, s.shots, s.eval_queries, EVAL_BATCH, seed=VAL_SEED, device=device),
         "test": evaluation_tasks(splits["test"], s.ways, s.shots, s.eval_queries, device),

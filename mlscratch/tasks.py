@@ -71,6 +71,11 @@ class TaskSampler:
     Deterministic for a seed: the same seed gives the same tasks on the same device.
     `state_dict()` / `load_state_dict()` let a resumed training run continue the
     exact task stream.
+
+    within_alphabet: draw all N classes of a task from one alphabet (the part of the class name before the
+    first "/", e.g. "Latin/character01"), as in Lake's challenge. Each task picks one alphabet uniformly among
+    those with at least N classes (alphabets with fewer, e.g. Blackfoot's 14 characters at 20-way, are never
+    drawn); ConfigError if no alphabet has N classes.
     """
 
     def __init__(
@@ -84,6 +89,7 @@ class TaskSampler:
         rotate: bool | None = None,
         seed: int = 0,
         device: torch.device | str | None = None,
+        within_alphabet: bool = False,
     ) -> None:
         check_task_shape(classes, n_way, k_shot, k_query)
         if not isinstance(batch_size, int) or batch_size < 1:
@@ -109,14 +115,21 @@ class TaskSampler:
         self._rows = self.classes.images.reshape(-1, c, h * w)
         pixel = torch.arange(h * w, device=self.device).reshape(h, w)
         self._rotations = torch.stack([torch.rot90(pixel, turns, dims=(0, 1)).reshape(-1) for turns in range(4)])
+        self.within_alphabet = within_alphabet
+        self._alphabets = alphabet_table(classes.names, n_way).to(self.device) if within_alphabet else None
 
     def sample(self, batch_size: int | None = None) -> TaskBatch:
         """One batch of tasks (see TaskBatch for shapes)."""
         b = batch_size or self.batch_size
         n, k, q, g = self.n_way, self.k_shot, self.k_query, self.generator
         n_classes = self.classes.n_classes
-        # 1. N distinct classes per task: the first N of a random permutation.
-        class_ids = torch.rand(b, n_classes, generator=g, device=self.device).argsort(dim=1)[:, :n]
+        # 1. N distinct classes per task: the first N of a random permutation (of one alphabet's classes).
+        if self._alphabets is None:
+            class_ids = torch.rand(b, n_classes, generator=g, device=self.device).argsort(dim=1)[:, :n]
+        else:
+            table = self._alphabets[torch.randint(0, len(self._alphabets), (b,), generator=g, device=self.device)]
+            keys = torch.rand(table.shape, generator=g, device=self.device).masked_fill(table < 0, float("inf"))
+            class_ids = table.gather(1, keys.argsort(dim=1)[:, :n])
         # 2. K+Q distinct images per class: the first K+Q of a random order of its real images.
         keys = torch.rand(b, n, self.classes.images.shape[1], generator=g, device=self.device)
         keys = keys.masked_fill(self._padding[class_ids], float("inf"))
@@ -154,6 +167,28 @@ class TaskSampler:
             "saved state, so the tasks from here differ from those of an uninterrupted run",
             stacklevel=2,
         )
+
+
+def alphabet_table(names: list[str], n_way: int) -> Tensor:
+    """[n_alphabets, most classes] class ids of each alphabet with at least n_way classes, padded with -1."""
+    if not all("/" in name for name in names):
+        raise ConfigError(
+            "within_alphabet needs class names like 'Alphabet/character01' (Omniglot or synthetic glyphs); "
+            "these classes have none, so drop within_alphabet"
+        )
+    groups: dict[str, list[int]] = {}
+    for c, name in enumerate(names):
+        groups.setdefault(name.split("/")[0], []).append(c)
+    kept = [ids for ids in groups.values() if len(ids) >= n_way]
+    if not kept:
+        raise ConfigError(
+            f"within_alphabet: no alphabet has {n_way} classes (the largest has {max(map(len, groups.values()))}); "
+            "use fewer ways or drop within_alphabet"
+        )
+    table = torch.full((len(kept), max(map(len, kept))), -1, dtype=torch.long)
+    for row, ids in enumerate(kept):
+        table[row, : len(ids)] = torch.tensor(ids)
+    return table
 
 
 def minibatch_order(tasks: int, images: int, steps: int, size: int | None, device: torch.device) -> Tensor:

@@ -45,6 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--eval-queries", type=int, default=None, help="query images per class in evaluation (default: --queries)"
     )
     train.add_argument("--meta-batch", type=int, default=32, help="tasks per meta-iteration")
+    train.add_argument(
+        "--within-alphabet", action="store_true", help="training tasks draw all their classes from one alphabet"
+    )
     train.add_argument("--inner-steps", type=int, default=None, help="inner SGD steps in training (MAML: 1)")
     train.add_argument("--test-inner-steps", type=int, default=None, help="inner SGD steps at test time (MAML: 3)")
     train.add_argument("--inner-lr", type=float, default=None, help="inner SGD learning rate (MAML: 0.4)")
@@ -156,6 +159,7 @@ def run_train(args: argparse.Namespace) -> int:
         queries=args.queries,
         eval_queries=args.eval_queries or args.queries,
         meta_batch=args.meta_batch,
+        within_alphabet=args.within_alphabet,
         iterations=args.iterations,
         outer_lr=args.outer_lr,
         clip_grad=args.clip_grad,
