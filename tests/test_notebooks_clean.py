@@ -22,7 +22,8 @@ PARAMETERS = ("dataset", "protocol", "seed", "device")
 spec = importlib.util.spec_from_file_location("clean_notebooks", ROOT / "tools" / "clean_notebooks.py")
 clean_notebooks = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(clean_notebooks)
-DRAWS = re.compile(r"^(?!\s*#).*\b(plot_\w+|show_\w+|draw_\w+|plt\.(subplots|plot|hist|imshow))\(", re.MULTILINE)
+# a top-level call that draws (indented calls are inside functions a panel may run later)
+DRAWS = re.compile(r"^(?![\s#]).*\b(plot_\w+|show_\w+|draw_\w+|plt\.(subplots|plot|hist|imshow))\(", re.MULTILINE)
 
 
 def source(cell: dict) -> str:

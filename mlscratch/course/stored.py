@@ -40,6 +40,8 @@ def smaller_png(data: str) -> str:
 
     image = Image.open(io.BytesIO(base64.b64decode(data)))
     best = base64.b64decode(data)
+    if image.mode == "P":  # already a palette image: stored before, leave it (keeps clean() idempotent)
+        return data
     for candidate in (image, image.convert("RGB").quantize(256)):
         buffer = io.BytesIO()
         candidate.save(buffer, format="PNG", optimize=True)
