@@ -16,6 +16,8 @@ from typing import IO, Any
 
 import torch
 
+from .errors import require
+
 
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any], suffix: str = ".tmp") -> Path:
     """Call write(binary_file) on a temporary file next to `path`, then move it into place."""
@@ -30,6 +32,21 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any], suffix: st
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path
+
+
+def check_writable(path: str | Path, what: str = "file") -> Path:
+    """Create path's folder and make sure a file can be written there (the probe file is removed), so that a long
+    job fails before it starts, not when it saves; ConfigError naming the path and the reason otherwise."""
+    path = Path(path)
+    try:
+        require(not path.is_dir(), f"cannot write the {what} {str(path)!r}: it is a folder; name a file in it")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=path.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as error:
+        require(False, f"cannot write the {what} {str(path)!r} ({error.strerror or error}); choose a writable path")
     return path
 
 

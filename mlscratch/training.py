@@ -25,6 +25,7 @@ from .checkpoint import read_checkpoint, save_checkpoint
 from .device import resolve_device
 from .errors import ConfigError, TrainingDiverged
 from .evaluation import evaluate
+from .io import check_writable
 from .tasks import TaskSampler
 
 __all__ = ["History", "TrainingDiverged", "fit"]
@@ -115,6 +116,8 @@ def fit(
     for name, value in (("val_every", val_every), ("checkpoint_every", checkpoint_every), ("val_tasks", val_tasks)):
         if value < 1:
             raise ConfigError(f"{name} must be >= 1, got {value}")
+    if checkpoint is not None:
+        check_writable(checkpoint, "checkpoint")  # now, not after training: an unwritable path would lose the model
     device = resolve_device(device)
     learner.to(device)
     optimizer, schedule = learner.configure_optimizer(outer_lr, iterations)

@@ -9,6 +9,7 @@ evaluate: score a saved checkpoint on the fixed test tasks.
 from __future__ import annotations
 
 import argparse
+import math
 import time
 
 from ..algorithms import ALGORITHMS, learner_class
@@ -79,10 +80,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--clip-grad", type=float, default=None, help="clip the meta-gradient norm")
     train.add_argument("--val-every", type=int, default=250)
     train.add_argument("--val-tasks", type=int, default=100)
-    train.add_argument("--eval-tasks", type=int, default=600, help="test tasks for the final accuracy")
+    train.add_argument(
+        "--eval-tasks",
+        type=int,
+        default=600,
+        help="test tasks scored after training, however few the iterations (default 600; each adapts "
+        "test-inner-steps times)",
+    )
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default="auto", help="auto (cuda when present), cpu, cuda, cuda:1, ...")
-    train.add_argument("--checkpoint", default=None, help="checkpoint path (resumed if it exists)")
+    train.add_argument(
+        "--checkpoint",
+        default=None,
+        help="checkpoint path (resumed if it exists; checked to be writable before training)",
+    )
     train.add_argument("--checkpoint-every", type=int, default=250)
     train.add_argument("--json", default=None, help="write the results here as JSON")
     train.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -142,11 +153,24 @@ def result_fields(result: EvaluationResult) -> dict:
     }
 
 
-def run_train(args: argparse.Namespace) -> int:
+def check_train_flags(args: argparse.Namespace) -> None:
+    """One-line errors for values no run can use, before any data is loaded."""
     for flag in ("ways", "shots", "queries", "eval_queries", "meta_batch", "eval_tasks", "val_tasks", "val_every"):
         value = getattr(args, flag)
         require(value is None or value >= 1, f"--{flag.replace('_', '-')} must be at least 1, got {value}")
+    require(
+        args.ways >= 2,
+        f"--ways must be at least 2, got {args.ways}: a 1-way task has one answer, so every model scores 100%",
+    )
     require(args.iterations >= 0, f"--iterations must be >= 0, got {args.iterations}")
+    for flag in ("outer_lr", "inner_lr", "clip_grad"):
+        value = getattr(args, flag)
+        ok = value is None or (math.isfinite(value) and value > 0)
+        require(ok, f"--{flag.replace('_', '-')} must be a positive finite number, got {value}")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    check_train_flags(args)
     settings = Settings(
         algo=args.algo,
         hparams=learner_hparams(args),
