@@ -45,7 +45,9 @@ def test_every_algorithm_sees_identical_task_tensors():
 
         learner.predict = recording
         entries.score(learner, splits["test"], ways=3, shots=1, queries=2, tasks=6)
-    assert [call[0].shape[0] for call in seen["maml"]] == [6, 1]  # the six test tasks, then one to measure memory
+    # the six test tasks (one batch), a warm-up task and LATENCY_TASKS timed one at a time ([N*K] = 3 support images
+    # each), then one batch of a single task to measure memory
+    assert [call[0].shape[0] for call in seen["maml"]] == [6, 3, 3, 3, 3, 1]
     for other in ("metanet-embedding", "pixel-nn"):
         for first, second in zip(seen["maml"], seen[other], strict=True):
             for x, y in zip(first, second, strict=True):
