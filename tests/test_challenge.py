@@ -68,6 +68,7 @@ def test_resized_runs_match_the_cached_omniglot_pixels(omniglot_root: Path, omni
 # ---------------------------------------------------------------- scoring
 
 
+@pytest.mark.slow  # 30 s of CPU: about 1,000 ink points per 105x105 image, 8,000 image pairs
 def test_the_modified_hausdorff_baseline_makes_the_official_demos_38_8_percent_errors(original_runs):
     """demo_classification.py prints 38.75 (155 of 400), which its comment rounds to 38.8; about a minute on 1 core."""
     result = score_hausdorff(original_runs)
