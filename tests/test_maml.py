@@ -126,6 +126,16 @@ def test_execution_is_chosen_by_device():
         tiny("threads")
 
 
+def test_training_uses_the_execution_auto_picks_for_the_batch():
+    """meta_loss passes the batch to the rule: many tiny tasks in training batch by vmap on a CPU, as measured
+    (benchmarks/bench_train_path.py); before, the rule never saw the batch and always took the loop."""
+    learner = tiny("auto")
+    learner.meta_loss(batch(b=16))  # 16 tasks x 12 images, with an outer graph
+    assert learner.execution_reason.startswith("vmap: cpu, 16 tasks x 12 images, meta-training")
+    learner.predict(*batch(b=16)[:3])  # no outer graph: the loop
+    assert learner.execution_reason.startswith("loop: cpu, 16 tasks")
+
+
 def test_predict_single_task_batch_and_adaptation_steps():
     learner, tasks = tiny(test_inner_steps=3), batch()
     logits = learner.predict(*tasks[:3])

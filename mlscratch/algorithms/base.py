@@ -129,9 +129,8 @@ class MetaLearner(nn.Module):
     def run_tasks(self, support_x: Tensor, support_y: Tensor, query_x: Tensor, fn: Any = None) -> Tensor:
         """fn (default `score_task`) on every task of a batch ([B, ...] inputs) -> [B, ...]."""
         self.check_ways(support_y)
-        return per_task(
-            fn or self.score_task, support_x, support_y, query_x, model=self, execution=self.resolved_execution()
-        )
+        execution = self.resolved_execution(support_x, query_x)  # "auto" picks by the batch's size
+        return per_task(fn or self.score_task, support_x, support_y, query_x, model=self, execution=execution)
 
     def predict(self, support_x: Tensor, support_y: Tensor, query_x: Tensor) -> Tensor:
         """Adapt to the support set and score the queries as at meta-test time (eval mode, no outer graph).
