@@ -45,7 +45,8 @@ class Settings:
     queries: int = 15  # per class, in training tasks
     eval_queries: int = 15  # per class, in validation and test tasks
     train_ways: int | None = None  # ways of training tasks if not `ways` (ProtoNets train 60-way)
-    within_alphabet: bool = False  # training tasks draw all their classes from one alphabet (Lake's challenge)
+    within_alphabet: bool = False  # every task draws all its classes from one alphabet (Lake's challenge)
+    rotate: bool | None = None  # training tasks turn each class by a random quarter turn; None: the split's own
     meta_batch: int = 32
     iterations: int = 1000
     outer_lr: float = 1e-3
@@ -116,10 +117,17 @@ def build_learner(settings: Settings, image_shape: tuple[int, ...]) -> MetaLearn
 
 
 def evaluation_tasks(
-    classes: ClassImages, ways: int, shots: int, queries: int, device: torch.device | str = "cpu"
+    classes: ClassImages,
+    ways: int,
+    shots: int,
+    queries: int,
+    device: torch.device | str = "cpu",
+    within_alphabet: bool = False,
 ) -> TaskSampler:
     """The fixed stream of test tasks (TEST_SEED, EVAL_BATCH): every model sees the same tasks."""
-    return TaskSampler(classes, ways, shots, queries, EVAL_BATCH, seed=TEST_SEED, device=device)
+    return TaskSampler(
+        classes, ways, shots, queries, EVAL_BATCH, seed=TEST_SEED, device=device, within_alphabet=within_alphabet
+    )
 
 
 def samplers(settings: Settings, splits: dict[str, ClassImages], device: torch.device) -> dict[str, TaskSampler]:
@@ -135,9 +143,19 @@ def samplers(settings: Settings, splits: dict[str, ClassImages], device: torch.d
             seed=s.seed,
             device=device,
             within_alphabet=s.within_alphabet,
+            rotate=s.rotate,
         ),
-        "val": TaskSampler(splits["val"], s.ways, s.shots, s.eval_queries, EVAL_BATCH, seed=VAL_SEED, device=device),
-        "test": evaluation_tasks(splits["test"], s.ways, s.shots, s.eval_queries, device),
+        "val": TaskSampler(
+            splits["val"],
+            s.ways,
+            s.shots,
+            s.eval_queries,
+            EVAL_BATCH,
+            seed=VAL_SEED,
+            device=device,
+            within_alphabet=s.within_alphabet,
+        ),  # fmt: skip
+        "test": evaluation_tasks(splits["test"], s.ways, s.shots, s.eval_queries, device, s.within_alphabet),
     }
 
 

@@ -14,6 +14,7 @@ from mlscratch.data import ClassImages, load_splits
 from mlscratch.data.lake_runs import RUNS, WAYS, load_lake_runs, read_index
 from mlscratch.data.omniglot import list_drawings, locate_omniglot
 from mlscratch.errors import ConfigError
+from mlscratch.experiment import Settings, samplers
 from mlscratch.tasks import TaskSampler, alphabet_table
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -175,3 +176,26 @@ def test_challenge_refuses_a_paper_split_checkpoint_in_one_line(tmp_path: Path, 
     assert main(["challenge", "--checkpoint", checkpoint]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "evaluation alphabets" in err and "--protocol lake" in err
+
+
+def test_rotate_and_within_alphabet_settings_reach_the_samplers():
+    splits = {"train": labelled_classes(), "val": labelled_classes(), "test": labelled_classes()}
+    settings = Settings(algo="protonet", ways=3, queries=1, eval_queries=1, within_alphabet=True, rotate=True)
+    tasks = samplers(settings, splits, torch.device("cpu"))
+    assert tasks["train"].rotate and not tasks["val"].rotate and not tasks["test"].rotate  # augmentation: training
+    for name in ("train", "val", "test"):  # Lake's runs test within one alphabet, so validation and test do too
+        ids = drawn_classes(tasks[name].sample())
+        assert all(len({splits[name].names[c][0] for c in task}) == 1 for task in ids.tolist())
+    plain = samplers(Settings(algo="protonet", ways=3, queries=1, eval_queries=1), splits, torch.device("cpu"))
+    assert not plain["train"].rotate and not plain["test"].within_alphabet  # None: the split's own (lake: upright)
+
+
+def test_lake_models_are_not_offered_for_paper_tasks(monkeypatch, tmp_path: Path):
+    from mlscratch import zoo
+
+    monkeypatch.setattr(zoo.store, "weights_path", lambda name: tmp_path / name)
+    for name in ("maml-5w1s", "maml-20w1s", "protonet-lake-20w1s"):
+        (tmp_path / name).touch()
+    assert zoo.available() == ["maml-5w1s", "maml-20w1s"] and zoo.available(20, 1) == ["maml-20w1s"]
+    assert zoo.available(protocol="lake") == ["protonet-lake-20w1s"]
+    assert set(zoo.available(protocol=None)) == {"maml-5w1s", "maml-20w1s", "protonet-lake-20w1s"}

@@ -16,7 +16,7 @@ import pytest
 from mlscratch import zoo
 
 ROOT = Path(__file__).resolve().parents[1]
-NAMES = sorted(zoo.available(), key=len, reverse=True)
+NAMES = sorted(zoo.available(protocol=None), key=len, reverse=True)
 MODEL = re.compile("|".join(re.escape(n) for n in NAMES)) if NAMES else None
 FIGURE = re.compile(r"(?<![\d.])(\d{2}\.\d{1,2})(?:\s*±\s*(\d\.\d{1,2}))?\s*%?")
 

@@ -147,7 +147,7 @@ def test_every_recipe_trains_on_the_fixed_paper_split():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", zoo.available())
+@pytest.mark.parametrize("name", zoo.available(protocol=None))
 def test_shipped_model_re_measures_as_recorded(name: str, omniglot_root: Path):
     learner = zoo.load(name)
     settings = Settings.from_dict(learner.zoo["settings"])

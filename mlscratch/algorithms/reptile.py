@@ -102,7 +102,7 @@ class Reptile(MAML):
         x = torch.cat([batch.support_x, batch.query_x], 1)  # every image of a task: [B, M, C, H, W]
         y = torch.cat([batch.support_y, batch.query_y], 1)  # [B, M]
         order = minibatch_order(*y.shape, self.inner_steps, self.inner_batch, y.device)  # [B, steps, size]
-        execution = "loop" if self.carried else self.resolved_execution()
+        execution = "loop" if self.carried else self.resolved_execution(batch.support_x, batch.query_x)
         with torch.no_grad():  # first order: no graph (torch.func.grad still computes the inner gradients)
             results = per_task(self.train_task, x, y, order, model=self, execution=execution)
         mean_phi, (loss, accuracy) = results[:, :-2].mean(0), results[:, -2:].mean(0).tolist()

@@ -49,7 +49,9 @@ def zoo_entries(algos: list[str] | None, ways: int | None = None, shots: int | N
     zoo models are skipped and why."""
     if algos:
         return algos
-    untrained = [name for name in zoo.RECIPES if name not in zoo.available()]
+    untrained = [
+        name for name, r in zoo.RECIPES.items() if r.settings.protocol == "paper" and name not in zoo.available()
+    ]
     if untrained:
         print(f"not trained yet, skipped: {', '.join(untrained)} (python -m mlscratch zoo train NAME)")
     other_shape = [name for name in zoo.available() if name not in zoo.available(ways, shots)]

@@ -47,7 +47,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--meta-batch", type=int, default=32, help="tasks per meta-iteration")
     train.add_argument(
-        "--within-alphabet", action="store_true", help="training tasks draw all their classes from one alphabet"
+        "--within-alphabet", action="store_true", help="every task draws all its classes from one alphabet"
+    )
+    train.add_argument(
+        "--rotate",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="turn each class of a training task by a random quarter turn (default: paper yes, lake no)",
     )
     train.add_argument("--inner-steps", type=int, default=None, help="inner SGD steps in training (MAML: 1)")
     train.add_argument("--test-inner-steps", type=int, default=None, help="inner SGD steps at test time (MAML: 3)")
@@ -184,6 +190,7 @@ def run_train(args: argparse.Namespace) -> int:
         eval_queries=args.eval_queries or args.queries,
         meta_batch=args.meta_batch,
         within_alphabet=args.within_alphabet,
+        rotate=args.rotate,
         iterations=args.iterations,
         outer_lr=args.outer_lr,
         clip_grad=args.clip_grad,

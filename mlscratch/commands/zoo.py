@@ -133,13 +133,13 @@ def print_record(name: str, record: dict) -> int:
 def run_remeasure(args: argparse.Namespace) -> int:
     for name in args.names:
         zoo.recipe(name)
-    for name in args.names or zoo.available():
+    for name in args.names or zoo.available(protocol=None):
         print_record(name, zoo.remeasure(name, progress=not args.no_progress))
     return 0
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    names = [args.name] if args.name else zoo.available()
+    names = [args.name] if args.name else zoo.available(protocol=None)
     if args.name:
         zoo.recipe(args.name)
     failed = 0

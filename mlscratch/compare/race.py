@@ -32,7 +32,7 @@ def scratch_settings(
     """The algorithm's zoo recipe for the shape (or its 5-way 1-shot one), as an open-ended run from scratch.
 
     data: other settings to replace (e.g. {"dataset": "synthetic", "image_size": 16}, {"protocol": "lake"})."""
-    recipes = [r.settings for r in zoo.RECIPES.values() if r.settings.algo == algo]
+    recipes = [r.settings for r in zoo.RECIPES.values() if r.settings.algo == algo and r.settings.protocol == "paper"]
     base = next(
         (s for s in recipes if (s.ways, s.shots) == (ways, shots)), recipes[0] if recipes else Settings(algo=algo)
     )

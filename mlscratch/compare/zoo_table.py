@@ -25,7 +25,7 @@ def zoo_model_for(entry: str, ways: int, shots: int) -> str:
     name = f"{entry}-{ways}w{shots}s"
     if name in zoo.RECIPES:
         return name
-    trained = [n for n, r in zoo.RECIPES.items() if r.settings.algo == entry]
+    trained = [n for n, r in zoo.RECIPES.items() if r.settings.algo == entry and r.settings.protocol == "paper"]
     if not trained:
         raise ConfigError(f"the zoo has no {entry} model; use --source scratch to train one")
     return trained[0]  # learners that score any task shape are tested at the asked shape

@@ -43,12 +43,19 @@ def recipe(name: str) -> Recipe:
     return RECIPES[name]
 
 
-def available(ways: int | None = None, shots: int | None = None) -> list[str]:
-    """Names of the recipes whose weights ship with the package; given ways/shots, only those trained at that shape."""
+def available(ways: int | None = None, shots: int | None = None, protocol: str | None = "paper") -> list[str]:
+    """Names of the recipes whose weights ship with the package; given ways/shots, only those trained at that shape.
+
+    protocol: only models trained on that split ("paper" by default, so that no Lake-challenge model is scored on
+    paper tasks by accident; "lake" for the challenge's; None for all).
+    """
     return [
         name
         for name, r in RECIPES.items()
-        if store.weights_path(name).is_file() and ways in (None, r.settings.ways) and shots in (None, r.settings.shots)
+        if store.weights_path(name).is_file()
+        and ways in (None, r.settings.ways)
+        and shots in (None, r.settings.shots)
+        and protocol in (None, r.settings.protocol)
     ]
 
 
@@ -78,7 +85,8 @@ def measure(
     accuracy after every inner step up to max(CURVE_STEPS, test_inner_steps) (learners that adapt by steps)."""
     splits = splits if splits is not None else load_data(settings)
     device = next(learner.parameters()).device
-    sampler = evaluation_tasks(splits["test"], settings.ways, settings.shots, settings.eval_queries, device)
+    shape = settings.ways, settings.shots, settings.eval_queries
+    sampler = evaluation_tasks(splits["test"], *shape, device, within_alphabet=settings.within_alphabet)
     steps = max(CURVE_STEPS, getattr(learner, "test_inner_steps", 0))
     return evaluate(learner, sampler, tasks, per_step=per_step, steps=steps, progress=progress)
 
@@ -101,6 +109,7 @@ def result_record(result: EvaluationResult, settings: Settings) -> dict:
             "protocol": settings.protocol,
             "split_seed": settings.split_seed,
             "image_size": settings.image_size,
+            **({"within_alphabet": True} if settings.within_alphabet else {}),
         },  # fmt: skip
     }
     if result.task_step_accuracies:  # exact: correct queries per task [n_tasks, steps + 1]
