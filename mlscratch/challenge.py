@@ -52,11 +52,13 @@ def wilson_interval(errors: int, n: int, z: float = 1.96) -> tuple[float, float]
 
 @dataclass
 class ChallengeResult:
-    """wrong: [runs, 20] bool, True where a test image was matched to the wrong training image."""
+    """wrong: [runs, 20] bool, True where a test image was matched to the wrong training image; picks: [runs, 20]
+    the training image chosen for each test image (None when only the errors are known)."""
 
     who: str
     wrong: Tensor
     runs: list[str]
+    picks: Tensor | None = None
 
     @property
     def n_test(self) -> int:
@@ -78,6 +80,24 @@ class ChallengeResult:
         low, high = self.interval
         return f"{self.error:.2f}% errors (95% CI {low:.1f}-{high:.1f}, {self.n_test} test images)"
 
+    def to_record(self) -> dict:
+        """What a zoo or baseline record keeps (JSON-ready): the error, its interval, each run's and each pick."""
+        low, high = self.interval
+        record = {"who": self.who, "error": self.error, "ci95": [round(low, 2), round(high, 2)],
+                  "test_images": self.n_test, "run_errors": self.run_errors(), "runs": list(self.runs)}  # fmt: skip
+        if self.picks is not None:
+            record["picks"] = self.picks.tolist()
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict, runs: list[LakeRun]) -> ChallengeResult:
+        """The result a record stores, checked against the runs' answers (its picks must give its error)."""
+        result = score_predictions(record["who"], torch.tensor(record["picks"]), runs)
+        if abs(result.error - record["error"]) > 1e-9:
+            raise ConfigError(f"{record['who']}: the stored picks give {result.error}% errors, the record says "
+                              f"{record['error']}%; the record is damaged, export the model again")  # fmt: skip
+        return result
+
 
 def score_predictions(who: str, predictions: Tensor, runs: list[LakeRun]) -> ChallengeResult:
     """predictions [runs, 20]: the training image chosen for each test image -> the result against the answers."""
@@ -85,7 +105,7 @@ def score_predictions(who: str, predictions: Tensor, runs: list[LakeRun]) -> Cha
     if predictions.shape != answers.shape:
         raise ConfigError(f"need one prediction per test image, shape {tuple(answers.shape)}, "
                           f"got {tuple(predictions.shape)}")  # fmt: skip
-    return ChallengeResult(who, predictions.cpu() != answers, [run.name for run in runs])
+    return ChallengeResult(who, predictions.cpu() != answers, [run.name for run in runs], predictions.cpu())
 
 
 def ink_points(image: Tensor) -> Tensor:

@@ -321,3 +321,29 @@ def test_class_weights_check(capsys):
     assert not ch05.check_class_weights(lambda h, y, u, e: right(h, y, u, torch.zeros_like(e)))
     assert "bias e is missing" in capsys.readouterr().out
     assert not ch05.check_class_weights(None)
+
+
+def test_challenge_checks(capsys):
+    from mlscratch.challenge import wilson_interval
+    from mlscratch.course import ch09_challenge as ch09
+
+    assert ch09.check_error_rate(lambda wrong: 100 * wrong.float().mean().item())
+    assert not ch09.check_error_rate(lambda wrong: wrong.float().mean().item())
+    assert "is a fraction" in capsys.readouterr().out
+    assert not ch09.check_error_rate(lambda wrong: 100 * wrong[0].float().mean().item())  # one run's 20
+    assert "not by one run's 20" in capsys.readouterr().out
+    assert ch09.check_wilson(wilson_interval(12, 400))
+    half = 196 * math.sqrt(0.03 * 0.97 / 400)
+    assert not ch09.check_wilson((3 - half, 3 + half))
+    assert "normal approximation" in capsys.readouterr().out
+    assert not ch09.check_wilson(None)
+
+    def mhd(a, b):
+        d = torch.cdist(a, b)
+        return max(d.min(1).values.mean().item(), d.min(0).values.mean().item())
+
+    assert ch09.check_mhd(mhd)
+    assert not ch09.check_mhd(lambda a, b: torch.cdist(a, b).min(1).values.mean().item())  # one direction
+    assert "only a -> b" in capsys.readouterr().out
+    assert not ch09.check_mhd(lambda a, b: torch.cdist(a, b).min(0).values.max().item())  # classic Hausdorff
+    assert "classic Hausdorff" in capsys.readouterr().out

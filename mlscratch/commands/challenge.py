@@ -52,10 +52,7 @@ def run_challenge(args: argparse.Namespace) -> int:
         result = score_learner(learner, runs, who)
     print(report(result))
     if args.json:
-        low, high = result.interval
-        write_json({"who": result.who, "error": result.error, "ci95": [round(low, 2), round(high, 2)],
-                    "test_images": result.n_test, "run_errors": result.run_errors(),
-                    "references": [ref.__dict__ for ref in REFERENCES]}, args.json)  # fmt: skip
+        write_json({**result.to_record(), "references": [ref.__dict__ for ref in REFERENCES]}, args.json)
     return 0
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import itertools
 
 from .. import generalisation, zoo
 from ..algorithms import ALGORITHMS
 from ..baselines import BASELINES
-from ..compare import entries, paired, race, shipped_baseline, zoo_table
+from ..compare import bn_protocols, entries, paired, race, shipped_baseline, zoo_table
 from ..errors import ConfigError
 from ..io import write_json
 
@@ -38,6 +39,10 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="zoo: pretraining batches of the pretrain-finetune baseline (cached under runs/baselines/)",
     )  # fmt: skip
     parser.add_argument("--remeasure", action="store_true", help="zoo: score again instead of the zoo's results")
+    parser.add_argument(
+        "--bn", choices=["native", "both"], default="native",
+        help="zoo: 'both' scores every Conv4 model with transductive and with support-set BatchNorm, paired",
+    )  # fmt: skip
     parser.add_argument("--root", default=None, help="Omniglot folder (default: MLSCRATCH_DATA)")
     parser.add_argument("--json", default=None, help="write the rows as JSON")
     parser.add_argument("--plot", default=None, help="save a figure (PNG/SVG/PDF)")
@@ -81,7 +86,31 @@ def run_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_bn(args: argparse.Namespace) -> int:
+    """Zoo models and pretrain-finetune under both BatchNorm protocols on the same tasks, with their ranks."""
+    if args.source != "zoo" or len(args.ways) > 1 or len(args.shots) > 1:
+        raise ConfigError("--bn both scores the trained models at one shape: use --source zoo and one --ways/--shots")
+    ways, shots = args.ways[0], args.shots[0]
+    learners, stored, test = {}, {}, None
+    for entry in zoo_entries(args.algos, ways, shots):
+        name, learner, splits, record = zoo_table.load_entry(entry, ways, shots, args.root, args.pretrain_steps)
+        learners[name], test = learner, splits["test"]
+        stored[name] = zoo_table.stored_accuracies(record, ways, shots, args.queries, args.tasks)
+    rows = bn_protocols.score_both(learners, test, ways, shots, args.queries, args.tasks, stored)
+    print(bn_protocols.format_rows(rows))
+    print(f"{args.tasks} fixed test tasks, {ways}-way {shots}-shot; ± is the 95% CI over tasks; the change is paired")
+    changes = bn_protocols.rank_changes(rows)
+    print("rank changes: " + (", ".join(f"{n} {t} -> {s}" for n, t, s in changes) or "none"))
+    if args.json:
+        settings = {key: value for key, value in vars(args).items() if key != "func"}
+        record = {"settings": settings, "machine": race.machine(), "created": datetime.date.today().isoformat()}
+        write_json({**record, "rows": [vars(r) for r in rows]}, args.json)
+    return 0
+
+
 def run_compare(args: argparse.Namespace) -> int:
+    if args.bn == "both":
+        return run_bn(args)
     if len(args.ways) > 1 or len(args.shots) > 1:
         return run_sweep(args)
     if args.source == "zoo" and args.protocol != ["paper"]:

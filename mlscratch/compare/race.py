@@ -152,17 +152,21 @@ def plot_race(scratch: list[Entry], converged: list[Entry] = (), ax: object = No
 STORED = Path(__file__).resolve().parent / "stored"  # package data: races trained and scored once, with 3+ seeds
 
 
-def race_record(by_protocol: dict[str, list[Entry]], settings: dict) -> dict:
-    """A race as a JSON-able record: the rows per protocol, the settings that made it, and the machine it ran on."""
-    machine = {
+def machine() -> dict:
+    """The machine a stored measurement ran on (a busy machine trains less in the same seconds)."""
+    return {
         "cpu": cpu_name(),
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "torch": str(torch.__version__),
         "load_average": [round(x, 1) for x in os.getloadavg()],
-    }  # fmt: skip: a busy machine trains less
+    }
+
+
+def race_record(by_protocol: dict[str, list[Entry]], settings: dict) -> dict:
+    """A race as a JSON-able record: the rows per protocol, the settings that made it, and the machine it ran on."""
     rows = {protocol: [row.to_dict() for row in rows] for protocol, rows in by_protocol.items()}
-    return {"settings": settings, "machine": machine, "created": datetime.date.today().isoformat(), "protocols": rows}
+    return {"settings": settings, "machine": machine(), "created": datetime.date.today().isoformat(), "protocols": rows}
 
 
 def load_race(path: Path | str) -> tuple[dict[str, list[Entry]], dict]:

@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import datetime
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
 from ..algorithms import MetaLearner, build
+from ..challenge import score_learner
 from ..checkpoint import read_checkpoint
 from ..data import ClassImages
+from ..data.lake_runs import load_lake_runs
 from ..device import resolve_device
 from ..errors import ConfigError
 from ..evaluation import EvaluationResult, evaluate, quantile95
@@ -35,6 +37,7 @@ from .recipes import RECIPES, Recipe, add
 
 CHECKPOINTS = Path("runs") / "zoo"
 CURVE_STEPS = 5  # inner steps recorded per test task (at least; a learner's own test_inner_steps if more)
+BETWEEN_TASKS = 200  # random between-alphabet test tasks a Lake-challenge model is also scored on
 
 
 def recipe(name: str) -> Recipe:
@@ -120,6 +123,23 @@ def result_record(result: EvaluationResult, settings: Settings) -> dict:
     return record
 
 
+def challenge_measurements(
+    learner: MetaLearner,
+    settings: Settings,
+    splits: dict[str, ClassImages] | None = None,
+    who: str | None = None,
+    progress: bool = False,
+) -> dict:
+    """A Lake-challenge model's two extra results: the 20 official runs (errors and every pick) and BETWEEN_TASKS
+    random 20-way tasks drawn across the evaluation alphabets (the easier task most papers report)."""
+    runs = load_lake_runs(image_size=settings.image_size)
+    between = replace(settings, within_alphabet=False)
+    return {
+        "challenge": score_learner(learner, runs, who or learner.name).to_record(),
+        "between_alphabet": result_record(measure(learner, between, BETWEEN_TASKS, splits, progress), between),
+    }
+
+
 def step_accuracies(record: dict, tasks: int | None = None) -> torch.Tensor | None:
     """A record's accuracy (percent) of each test task after each inner step: [tasks, steps + 1], or None."""
     result = record.get("result") or {}
@@ -163,6 +183,8 @@ def export(
         "torch": str(torch.__version__),
         "created": datetime.date.today().isoformat(),
     }
+    if settings.protocol == "lake":
+        record.update(challenge_measurements(learner, settings, splits, name, progress))
     store.write(record, store.weights_path(name, folder))
     return record
 
