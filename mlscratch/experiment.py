@@ -46,7 +46,9 @@ class Settings:
     eval_queries: int = 15  # per class, in validation and test tasks
     train_ways: int | None = None  # ways of training tasks if not `ways` (ProtoNets train 60-way)
     within_alphabet: bool = False  # every task draws all its classes from one alphabet (Lake's challenge)
-    rotate: bool | None = None  # training tasks turn each class by a random quarter turn; None: the split's own
+    # Quarter turns. None: the split's own (paper: every task turns its classes, lake: none). True: training tasks
+    # turn (augmentation). False: no task turns, training or test (a control: everything upright).
+    rotate: bool | None = None
     meta_batch: int = 32
     iterations: int = 1000
     outer_lr: float = 1e-3
@@ -123,11 +125,18 @@ def evaluation_tasks(
     queries: int,
     device: torch.device | str = "cpu",
     within_alphabet: bool = False,
+    upright: bool = False,
 ) -> TaskSampler:
-    """The fixed stream of test tasks (TEST_SEED, EVAL_BATCH): every model sees the same tasks."""
-    return TaskSampler(
+    """The fixed stream of test tasks (TEST_SEED, EVAL_BATCH): every model sees the same tasks.
+
+    upright: no quarter turns even where the split turns its classes (the `paper` split): the same classes and
+    drawings as the turned stream, task for task, so results with and without turns pair."""
+    sampler = TaskSampler(
         classes, ways, shots, queries, EVAL_BATCH, seed=TEST_SEED, device=device, within_alphabet=within_alphabet
     )
+    if upright and sampler.rotate:  # draw the turns as usual (same random stream), but every turn is no turn
+        sampler.upright()
+    return sampler
 
 
 def samplers(settings: Settings, splits: dict[str, ClassImages], device: torch.device) -> dict[str, TaskSampler]:
@@ -154,8 +163,11 @@ def samplers(settings: Settings, splits: dict[str, ClassImages], device: torch.d
             seed=VAL_SEED,
             device=device,
             within_alphabet=s.within_alphabet,
-        ),  # fmt: skip
-        "test": evaluation_tasks(splits["test"], s.ways, s.shots, s.eval_queries, device, s.within_alphabet),
+            rotate=False if s.rotate is False else None,
+        ),
+        "test": evaluation_tasks(
+            splits["test"], s.ways, s.shots, s.eval_queries, device, s.within_alphabet, upright=s.rotate is False
+        ),
     }
 
 

@@ -118,6 +118,12 @@ class TaskSampler:
         self.within_alphabet = within_alphabet
         self._alphabets = alphabet_table(classes.names, n_way).to(self.device) if within_alphabet else None
 
+    def upright(self) -> TaskSampler:
+        """Keep drawing the turns (the same random stream: the same classes and drawings, task for task) but apply
+        none of them: the upright twin of a turning stream, for paired comparisons with and without turns."""
+        self._rotations = self._rotations[:1].expand_as(self._rotations)
+        return self
+
     def sample(self, batch_size: int | None = None) -> TaskBatch:
         """One batch of tasks (see TaskBatch for shapes)."""
         b = batch_size or self.batch_size

@@ -199,3 +199,29 @@ def test_lake_models_are_not_offered_for_paper_tasks(monkeypatch, tmp_path: Path
     assert zoo.available() == ["maml-5w1s", "maml-20w1s"] and zoo.available(20, 1) == ["maml-20w1s"]
     assert zoo.available(protocol="lake") == ["protonet-lake-20w1s"]
     assert set(zoo.available(protocol=None)) == {"maml-5w1s", "maml-20w1s", "protonet-lake-20w1s"}
+
+
+def test_the_upright_twin_draws_the_same_classes_and_drawings_unturned():
+    classes = ClassImages.from_tensors(torch.rand(6, 4, 1, 5, 5), rotate=True)
+    turned = TaskSampler(classes, 3, 1, 2, 8, seed=0).sample()
+    upright = TaskSampler(classes, 3, 1, 2, 8, seed=0).upright().sample()
+    for t in range(8):
+        for j in range(3):
+            image, turned_image = upright.support_x[t, j, 0], turned.support_x[t, j, 0]
+            assert any(torch.equal(torch.rot90(image, k), turned_image) for k in range(4))
+    assert not torch.equal(turned.support_x, upright.support_x)  # some turns are real
+    again = TaskSampler(classes, 3, 1, 2, 8, seed=0).upright()
+    again.sample()
+    follow = TaskSampler(classes, 3, 1, 2, 8, seed=0)
+    follow.sample()
+    second = follow.sample()  # the next batch, too, pairs: the turns were drawn either way
+    assert all(any(torch.equal(torch.rot90(a[0], k), b[0]) for k in range(4))
+               for a, b in zip(again.sample().query_x.flatten(0, 1), second.query_x.flatten(0, 1), strict=True))
+
+
+def test_rotate_false_makes_every_task_upright():
+    splits = {name: ClassImages.from_tensors(torch.rand(6, 4, 1, 5, 5), rotate=True)
+              for name in ("train", "val", "test")}  # fmt: skip
+    tasks = samplers(Settings(algo="protonet", ways=3, queries=1, eval_queries=1, rotate=False), splits, "cpu")
+    assert not tasks["train"].rotate and not tasks["val"].rotate
+    assert torch.equal(tasks["test"]._rotations[3], tasks["test"]._rotations[0])  # turns drawn, none applied

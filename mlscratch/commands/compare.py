@@ -29,6 +29,10 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--protocol", nargs="+", choices=["paper", "lake"], default=["paper"],
         help="scratch: class split; 'paper lake' trains and tests within each and prints the drop",
     )  # fmt: skip
+    parser.add_argument(
+        "--upright", action="store_true",
+        help="scratch: no quarter turns in any task, training or test (the paper split turns its classes)",
+    )  # fmt: skip
     parser.add_argument("--ways", type=int, nargs="+", default=[5], help="test ways (several: a sweep, zoo only)")
     parser.add_argument("--shots", type=int, nargs="+", default=[1], help="test shots (several: a sweep, zoo only)")
     parser.add_argument("--queries", type=int, default=15, help="query images per class at test")
@@ -127,7 +131,7 @@ def run_compare(args: argparse.Namespace) -> int:
         rows = []
         for steps in args.inner_steps or [None]:
             hparams = {} if steps is None else {"inner_steps": steps}
-            data = {"protocol": protocol}
+            data = {"protocol": protocol, **({"rotate": False} if args.upright else {})}
             for row in race.compare_scratch(algos, args.seconds, args.seeds, **shape, data=data, **hparams):
                 row.name += "" if steps is None else f" ({steps} step{'s' * (steps > 1)})"
                 rows.append(row)

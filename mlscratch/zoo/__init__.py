@@ -89,7 +89,9 @@ def measure(
     splits = splits if splits is not None else load_data(settings)
     device = next(learner.parameters()).device
     shape = settings.ways, settings.shots, settings.eval_queries
-    sampler = evaluation_tasks(splits["test"], *shape, device, within_alphabet=settings.within_alphabet)
+    sampler = evaluation_tasks(
+        splits["test"], *shape, device, within_alphabet=settings.within_alphabet, upright=settings.rotate is False
+    )
     steps = max(CURVE_STEPS, getattr(learner, "test_inner_steps", 0))
     return evaluate(learner, sampler, tasks, per_step=per_step, steps=steps, progress=progress)
 
