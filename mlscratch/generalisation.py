@@ -3,6 +3,7 @@
     results = shape_sweep(learners, test_classes, [(5, 1), (5, 5), (20, 1)])   # the same fixed tasks per shape
     plot_shapes(results)                                                      # accuracy against shots and ways
     print(format_shift(domain_shift(paper_rows, lake_rows)))                  # `paper` beside `lake`
+    turn_effect(learners, test_classes, 5, 1, 15, tasks=100)                  # upright - turned, paired
 
 Both build on `mlscratch.compare`: the fixed test tasks of `entries.score` and the rows of `race.compare_scratch`.
 """
@@ -19,7 +20,8 @@ from .algorithms import MetaLearner
 from .compare.entries import Entry, score
 from .compare.paired import paired_difference
 from .data import ClassImages
-from .evaluation import mean_ci95
+from .evaluation import evaluate, mean_ci95
+from .experiment import evaluation_tasks
 
 
 @dataclass
@@ -128,4 +130,45 @@ def format_shift(shifts: list[Shift]) -> str:
     for s in shifts:
         lines.append(f"{s.name:<18}  {s.paper:5.2f} ± {s.paper_ci95:4.2f}  {s.lake:5.2f} ± {s.lake_ci95:4.2f}  "
                      f"{s.drop:+.2f} ± {s.drop_ci95:.2f}")  # fmt: skip
+    return "\n".join(lines)
+
+
+@dataclass
+class TurnEffect:
+    """One model on the same tasks with and without the `paper` split's quarter turns: accuracy upright and turned
+    (percent, 95% CI over tasks) and the paired difference upright - turned."""
+
+    name: str
+    upright: float
+    upright_ci95: float
+    turned: float
+    turned_ci95: float
+    difference: float
+    difference_ci95: float
+
+
+def turn_effect(
+    learners: dict[str, MetaLearner], classes: ClassImages, ways: int, shots: int, queries: int, tasks: int
+) -> list[TurnEffect]:
+    """Each learner on the first `tasks` fixed test tasks turned (as the `paper` split draws them) and on their upright
+    twins (same classes and drawings): how much a model's score depends on having learned the turns."""
+    rows = []
+    for name, learner in learners.items():
+        device = next(learner.parameters()).device
+        per_task = {}
+        for upright in (True, False):
+            sampler = evaluation_tasks(classes, ways, shots, queries, device, upright=upright)
+            per_task[upright] = evaluate(learner, sampler, tasks, per_step=False).task_accuracies
+        (up, up_ci), (turned, turned_ci) = (mean_ci95(torch.tensor(per_task[u])) for u in (True, False))
+        difference, ci = paired_difference(per_task[True], per_task[False])
+        rows.append(TurnEffect(name, up, up_ci, turned, turned_ci, difference, ci))
+    return rows
+
+
+def format_turns(rows: list[TurnEffect]) -> str:
+    """A plain-text table of `turn_effect`."""
+    lines = [f"{'model':<22}  {'upright':<13}  {'turned':<13}  upright - turned (paired)"]
+    for r in rows:
+        lines.append(f"{r.name:<22}  {r.upright:5.2f} ± {r.upright_ci95:4.2f}  {r.turned:5.2f} ± {r.turned_ci95:4.2f}  "
+                     f"{r.difference:+.2f} ± {r.difference_ci95:.2f}")  # fmt: skip
     return "\n".join(lines)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
+from IPython.display import Markdown
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
@@ -456,3 +457,29 @@ def check_steps_difference(mean: float | None, ci95: float | None, per_step: Ten
     if abs(mean - expected[0]) > 1e-3 or abs(ci95 - expected[1]) > 1e-3:
         return say(False, f"expected {expected[0]:.3f} ± {expected[1]:.3f}: pair the steps task by task before the CI")
     return say(True, f"{mean:.3f} ± {ci95:.3f} points per extra step, paired on the same tasks")
+
+
+def observations(
+    *, sine_curves: dict, sine_gap: tuple[float, float], gradient_errors: tuple[list[float], list[float]],
+    iterations: int, train_seconds: float, losses: tuple[float, float], live: object, live_eval_tasks: int,
+    step_means: Tensor, ways: int, steps_gain: list[tuple[float, float]], record: dict | None,
+) -> Markdown:  # fmt: skip
+    """'What to observe' as sentences with this run's numbers (sine toy, gradient check, live run, zoo MAML)."""
+    maml, pretrained = sine_curves["MAML"].mean, sine_curves["pretrained"].mean
+    exact, first = gradient_errors
+    (gain_1, ci_1), later = steps_gain[0], [f"{g:+.2f} ± {c:.2f}" for g, c in steps_gain[1:]]
+    lines = [
+        f"- **Sine waves:** after one step on 10 points MAML's MSE is {maml[1]:.2f} and the pretrained network's "
+        f"{pretrained[1]:.2f} (paired gap {sine_gap[0]:.2f} ± {sine_gap[1]:.2f}); after 10 steps {maml[10]:.2f} vs "
+        f"{pretrained[10]:.2f}.",
+        f"- **Gradient check:** relative error of the second-order meta-gradient {max(exact):.0e} at eps = 1e-6, of "
+        f"the first-order one {min(first):.0e} or more.",
+        f"- **Live run:** {iterations} iterations ({train_seconds:.0f} s), query loss {losses[0]:.2f} → "
+        f"{losses[1]:.2f}, test accuracy {live.accuracy:.1f} ± {live.ci95:.1f}% on {live_eval_tasks} tasks.",
+        f"- **Zoo MAML:** {step_means[0]:.1f}% before adaptation (chance {100 / ways:.0f}%), step 0 → 1 gains "
+        f"{gain_1:+.1f} ± {ci_1:.1f} points; the later steps: {', '.join(later) or 'not measured'}.",
+    ]
+    if record:
+        lines.append(f"- **Zoo MAML on all 600 test tasks** (its record): {record['accuracy']:.2f} ± "
+                     f"{record['ci95']:.2f}% (paper: 98.7 ± 0.4% after 60,000 iterations).")  # fmt: skip
+    return Markdown("\n".join(lines))

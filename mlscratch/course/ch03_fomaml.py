@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
+from IPython.display import Markdown
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 from torch.func import functional_call
@@ -166,3 +167,31 @@ def check_paired_difference(paired_difference: Callable | None) -> bool:
     if abs(ci95 - expected[1]) > 1e-6:
         return say(False, f"the CI should be {expected[1]:.3f}: 1.96 * std(a - b) / sqrt(n)")
     return say(True, f"paired: {mean:.2f} ± {ci95:.2f}, {unpaired / ci95:.0f}x narrower than from two separate CIs")
+
+
+def observations(
+    *, records: dict, zoo_gap: tuple[float, float] | None, trained_cosine: float | None, inner_lr: float,
+    cosine_tasks: int, cosine: float, cosines: object, costs: dict, cost_steps: list[int], iterations: int,
+    live_gap: tuple[float, float], speedup: float,
+) -> Markdown:  # fmt: skip
+    """'What to observe' as sentences with this run's numbers: the compared models first, with their configuration."""
+    lines = []
+    if zoo_gap is not None:
+        maml, fomaml = records["maml-5w1s"], records["fomaml-5w1s"]
+        lines.append(f"- **Zoo** (Conv4 width 64, α = 0.4, 1 inner step in training, 3 at test): maml-5w1s "
+                     f"({maml['iteration']:,} iterations) {maml['result']['accuracy']:.2f}% vs fomaml-5w1s "
+                     f"({fomaml['iteration']:,} iterations) {fomaml['result']['accuracy']:.2f}%, paired difference "
+                     f"{zoo_gap[0]:+.2f} ± {zoo_gap[1]:.2f}.")  # fmt: skip
+    if trained_cosine is not None:
+        lines.append(f"- **Cosine** between FOMAML's and MAML's meta-gradient at the trained maml-5w1s (width 64, "
+                     f"α = {inner_lr}, 1 step, {cosine_tasks} training tasks): {trained_cosine:.2f}.")  # fmt: skip
+    lines.append(f"- **Check on a small untrained float64 network** (width 8, 2 inner steps, 2 tasks, α = {inner_lr}): "
+                 f"cosine {cosine:.3f}; it rises to {cosines.curves[1][0]:.2f} at α = {cosines.sweep[0]:g} (1 step) "
+                 "and falls with larger α and more steps.")  # fmt: skip
+    for steps in cost_steps:
+        (maml_time, maml_memory), (fo_time, fo_memory) = costs["maml", steps], costs["fomaml", steps]
+        lines.append(f"- **{steps} inner step(s):** FOMAML {maml_time / fo_time:.2f}x as fast, "
+                     f"{100 * (1 - fo_memory / maml_memory):.0f}% less peak memory.")  # fmt: skip
+    lines.append(f"- **Live** ({iterations} iterations): paired difference {live_gap[0]:+.2f} ± {live_gap[1]:.2f} "
+                 f"points; FOMAML {speedup:.2f}x as fast.")  # fmt: skip
+    return Markdown("\n".join(lines))

@@ -3,27 +3,82 @@ this run's numbers (the comparison itself is the library's `mlscratch.compare` a
 
 from __future__ import annotations
 
+import json
 import math
 
+import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown
+from matplotlib.figure import Figure
 
+from .. import zoo
 from ..compare import race
+from ..compare.bn_protocols import BnRow, format_rows, rank_changes
 from ..compare.entries import Entry
 from ..compare.paired import verdict
 from ..evaluation import quantile95
-from ..generalisation import ShapeResult, Shift
+from ..generalisation import ShapeResult, Shift, TurnEffect
 from .checks import attempt, say
 
 # What the chapter uses from the course's shared modules, so that it imports the course from this one module.
 from .notebook import describe_splits, load_data, report, setup  # noqa: F401
 
 STORED_RACE = race.STORED / "race-5w1s.json"  # `python -m mlscratch compare --source scratch ...`: see its settings
+STORED_UPRIGHT = race.STORED / "race-5w1s-upright.json"  # the same race under `paper` with no quarter turns at all
+STORED_BN = race.STORED / "bn-5w1s.json"  # python -m mlscratch compare --bn both --tasks 200 --json ...
 
 
 def stored_race() -> tuple[dict[str, list[Entry]], dict]:
     """The shipped race (rows per protocol) and its record (settings, machine), or ({}, {}) when missing."""
     return race.load_race(STORED_RACE) if STORED_RACE.is_file() else ({}, {})
+
+
+def stored_upright_race() -> list[Entry]:
+    """The stored race's `paper` part rerun with every task upright (training and test), or [] when missing."""
+    return race.load_race(STORED_UPRIGHT)[0].get("paper", []) if STORED_UPRIGHT.is_file() else []
+
+
+def stored_bn() -> tuple[list[BnRow], dict]:
+    """The zoo's models under both BatchNorm protocols on the same tasks (rows), and how that was run."""
+    if not STORED_BN.is_file():
+        return [], {}
+    record = json.loads(STORED_BN.read_text())
+    return [BnRow(**row) for row in record["rows"]], record
+
+
+def bn_summary(rows: list[BnRow], record: dict) -> Markdown:
+    """The table both ways, then which rows change rank: the confound made visible."""
+    changes = rank_changes(rows)
+    moved = ", ".join(f"{name} ({t} → {s})" for name, t, s in changes) or "none"
+    machine = record.get("machine", {})
+    return Markdown(format_rows(rows) + f"\n\nRanks that change when every model is scored the same way: {moved}. "
+                    f"{rows[0].n_tasks} fixed test tasks per model and protocol, paired; measured on "
+                    f"{machine.get('cpu', 'this machine')} on {record.get('created', '?')}.")  # fmt: skip
+
+
+def plot_learning_curves(names: list[str]) -> Figure:
+    """Validation accuracy against training seconds from each zoo record that kept its curve; a record without one
+    shows only its end point (test accuracy, hollow marker). One time axis: the honest race at full length."""
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for name in names:
+        if name not in zoo.RECIPES or name not in zoo.available(protocol=None):
+            continue
+        record = zoo.store.read(name)
+        curve = record.get("history") or {}
+        if curve.get("val_accuracy"):
+            ax.plot(curve["val_seconds"], curve["val_accuracy"], marker="o", label=f"{name} (validation)")
+        elif record.get("train_seconds"):
+            ax.scatter([record["train_seconds"]], [record["result"]["accuracy"]], facecolors="none",
+                       edgecolors="black", zorder=3)  # fmt: skip
+            ax.annotate(name, (record["train_seconds"], record["result"]["accuracy"]), fontsize=7,
+                        xytext=(4, -8), textcoords="offset points")  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_xlabel("training seconds (one CPU core, as recorded; log scale)")
+    ax.set_ylabel("accuracy, 5-way 1-shot (%)")
+    ax.set_title("Training curves where the record kept them; hollow: end point only", fontsize=10)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
 
 
 def race_summary(record: dict) -> str:
@@ -41,7 +96,8 @@ def seed_interval(row: Entry) -> str:
 
 def observations(
     converged: list[Entry], reference: str, race_rows: list[Entry], shapes: list[ShapeResult], shifts: list[Shift],
-    seconds: float, seeds: int,
+    seconds: float, seeds: int, bn_rows: list[BnRow] | None = None, turns: list[TurnEffect] | None = None,
+    upright_shifts: list[Shift] | None = None,
 ) -> Markdown:  # fmt: skip
     """'What to observe' as sentences with this run's numbers: every figure comes from the tables above."""
     by_name = {r.name: r for r in converged}
@@ -77,6 +133,31 @@ def observations(
             "\n**The shift of domain** (trained and tested within `paper`, then within `lake`; different "
             "test tasks, so the drop's interval is unpaired): "
             + ", ".join(f"{s.name} {s.drop:+.2f} ± {s.drop_ci95:.2f}" for s in shifts)
+            + " points (paper − lake)."
+        )
+    if bn_rows:
+        changes = rank_changes(bn_rows)
+        lines.append(
+            "\n**BatchNorm both ways.** Scored with the other protocol, "
+            + ", ".join(
+                f"{r.name} moves {r.difference:+.2f} ± {r.difference_ci95:.2f} (support − transductive)"
+                for r in bn_rows
+            )
+            + ". Rows that change rank: "
+            + (", ".join(f"{n} {t}→{s}" for n, t, s in changes) or "none")
+            + "."
+        )
+    if turns:
+        lines.append(
+            "\n**Quarter turns at test** (the same tasks upright and turned, paired): "
+            + ", ".join(f"{r.name} {r.difference:+.2f} ± {r.difference_ci95:.2f}" for r in turns)
+            + " points upright − turned."
+        )
+    if upright_shifts:
+        lines.append(
+            "\n**The shift with everyone upright** (the race rerun under `paper` with no turns, against the "
+            "same `lake` rows): "
+            + ", ".join(f"{s.name} {s.drop:+.2f} ± {s.drop_ci95:.2f}" for s in upright_shifts)
             + " points (paper − lake)."
         )
     if "pretrain-finetune" in by_name and reference in by_name:
