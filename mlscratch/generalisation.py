@@ -154,7 +154,8 @@ def turn_effect(
     twins (same classes and drawings): how much a model's score depends on having learned the turns."""
     rows = []
     for name, learner in learners.items():
-        device = next(learner.parameters()).device
+        parameter = next(learner.parameters(), None)  # pixel-nn has none
+        device = parameter.device if parameter is not None else torch.device("cpu")
         per_task = {}
         for upright in (True, False):
             sampler = evaluation_tasks(classes, ways, shots, queries, device, upright=upright)

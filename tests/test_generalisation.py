@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from mlscratch import generalisation
@@ -36,3 +37,15 @@ def test_domain_shift_drop_and_its_unpaired_ci():
     shifts = generalisation.domain_shift([row("a", 90.0, 3.0), row("b", 80.0, 1.0)], [row("a", 86.0, 4.0)])
     assert len(shifts) == 1 and shifts[0].drop == 4.0 and shifts[0].drop_ci95 == 5.0
     assert "+4.00 ± 5.00" in generalisation.format_shift(shifts)
+
+
+def test_turn_effect_pairs_the_same_tasks_upright_and_turned():
+    test = load_data(Settings(dataset="synthetic", image_size=16))["test"]  # the paper split turns its classes
+    assert test.rotate
+    torch.manual_seed(0)
+    learners = {"maml": build("maml", n_way=3, image_size=16, width=4).eval()}
+    (row,) = generalisation.turn_effect(learners, test, 3, 1, 2, tasks=6)
+    assert row.difference == pytest.approx(row.upright - row.turned, abs=1e-4)
+    assert "upright - turned (paired)" in generalisation.format_turns([row])
+    pixels = generalisation.turn_effect({"pixel-nn": PixelNearestNeighbour()}, test, 3, 1, 2, tasks=6)[0]
+    assert pixels.difference == pytest.approx(pixels.upright - pixels.turned, abs=1e-4)  # a learner without weights
