@@ -144,7 +144,8 @@ def score_hausdorff(runs: list[LakeRun]) -> ChallengeResult:
 
 def learner_predictions(learner: torch.nn.Module, runs: list[LakeRun]) -> Tensor:
     """[runs, 20]: the learner's `predict` on one 20-way 1-shot task per run, all runs as one batch of tasks."""
-    device = next(learner.parameters()).device
+    parameter = next(learner.parameters(), None)  # pixel-nn has none
+    device = parameter.device if parameter is not None else torch.device("cpu")
     support_x = torch.stack([run.train for run in runs]).to(device)
     query_x = torch.stack([run.test for run in runs]).to(device)
     support_y = torch.arange(WAYS, device=device).expand(len(runs), -1)
