@@ -62,3 +62,15 @@ def test_score_both_pairs_the_same_tasks_and_reuses_stored_native_results(test_c
     assert again["maml"].accuracy["transductive"] == 100.0
     assert again["protonet"].accuracy == {r.name: r for r in rows}["protonet"].accuracy  # measured: same tasks
     assert all(len(change) == 3 for change in rank_changes(rows))
+
+
+def test_chapter_8_reads_the_stored_comparison_and_draws_the_recorded_curves():
+    from mlscratch.course import ch08_comparison as ch08
+
+    rows, record = ch08.stored_bn()
+    assert len(rows) >= 5 and all(set(r.accuracy) == {"transductive", "support"} for r in rows)
+    assert "Ranks that change" in ch08.bn_summary(rows, record).data
+    figure = ch08.plot_learning_curves(["maml-5w1s", "reptile-5w1s", "protonet-5w1s", "not-a-model"])
+    ax = figure.axes[0]
+    assert len(ax.get_lines()) == 2  # the two records that kept their validation curve
+    assert len(ax.collections) == 1  # protonet-5w1s: its end point only

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from mlscratch import zoo
 from mlscratch.challenge import check_trained_on, score_hausdorff, score_predictions, wilson_interval
 from mlscratch.cli import main
 from mlscratch.data import ClassImages, load_splits
@@ -191,8 +192,6 @@ def test_rotate_and_within_alphabet_settings_reach_the_samplers():
 
 
 def test_lake_models_are_not_offered_for_paper_tasks(monkeypatch, tmp_path: Path):
-    from mlscratch import zoo
-
     monkeypatch.setattr(zoo.store, "weights_path", lambda name: tmp_path / name)
     for name in ("maml-5w1s", "maml-20w1s", "protonet-lake-20w1s"):
         (tmp_path / name).touch()
@@ -225,3 +224,35 @@ def test_rotate_false_makes_every_task_upright():
     tasks = samplers(Settings(algo="protonet", ways=3, queries=1, eval_queries=1, rotate=False), splits, "cpu")
     assert not tasks["train"].rotate and not tasks["val"].rotate
     assert torch.equal(tasks["test"]._rotations[3], tasks["test"]._rotations[0])  # turns drawn, none applied
+
+
+# ---------------------------------------------------------------- the shipped challenge models
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", zoo.available(protocol="lake"))
+def test_a_shipped_lake_model_scores_its_recorded_picks_on_the_runs(name: str, omniglot_root: Path):
+    from mlscratch.challenge import ChallengeResult, score_learner
+
+    learner = zoo.load(name)
+    runs = load_lake_runs(omniglot_root, image_size=learner.zoo["settings"]["image_size"])
+    stored = ChallengeResult.from_record(learner.zoo["challenge"], runs)  # its picks give its error
+    again = score_learner(learner, runs, name)
+    same = float((again.picks == stored.picks).float().mean())
+    # Picks are argmaxes of float scores: another CPU's kernels may flip a near tie, never many.
+    assert same >= 0.98 and abs(again.error - stored.error) <= 1.0, (same, again.error, stored.error)
+    assert learner.zoo["between_alphabet"]["n_tasks"] > 0
+    assert learner.zoo["between_alphabet"]["accuracy"] > learner.zoo["result"]["accuracy"]  # across is easier
+
+
+def test_the_lake_baseline_record_reproduces_its_error_from_its_picks(omniglot_root: Path):
+    from mlscratch.challenge import ChallengeResult
+    from mlscratch.compare.shipped_baseline import SHIPPED_BASELINES, read_baseline
+    from mlscratch.course.ch09_challenge import BASELINE_FILE
+
+    _, record = read_baseline(SHIPPED_BASELINES / BASELINE_FILE)
+    result = ChallengeResult.from_record(record["challenge"], load_lake_runs(omniglot_root))
+    assert result.n_test == 400 and result.error == record["challenge"]["error"]
+    damaged = {**record["challenge"], "error": record["challenge"]["error"] + 1}
+    with pytest.raises(ConfigError, match="the record is damaged"):
+        ChallengeResult.from_record(damaged, load_lake_runs(omniglot_root))
