@@ -86,7 +86,9 @@ def run_list(args: argparse.Namespace) -> int:
         result, done = record["result"], record["pretraining"]
         accuracy = f"{result['accuracy']:.2f} ± {result['ci95']:.2f}"
         spent = f"{done['iterations']:,} batches, {done['seconds']:.0f} s on cpu (baseline)"
-        setting = f"{result['ways']}-way {result['shots']}-shot"
+        setting = f"{result['ways']}-way {result['shots']}-shot" + (
+            " (lake, within alphabets)" if result.get("within_alphabet") else ""
+        )
         rows.append((record["name"], setting, accuracy, "-", spent))
     if args.markdown:
         print("\n".join("| " + " | ".join(row) + " |" for row in [rows[0], ["---"] * len(rows[0]), *rows[1:]]))

@@ -29,7 +29,7 @@ class Recipe:
     @property
     def setting(self) -> str:
         s = self.settings
-        return f"{s.ways}-way {s.shots}-shot"
+        return f"{s.ways}-way {s.shots}-shot" + (" (lake, within alphabets)" if s.within_alphabet else "")
 
 
 def maml_settings(ways: int, shots: int, algo: str = "maml", **hparams: object) -> Settings:
@@ -77,6 +77,13 @@ RECIPES: dict[str, Recipe] = {
             maml_settings(5, 1, meta_dropout="consistent"),
             None,
             "the seed project's consistent-mask dropout; no published Omniglot figure on this protocol",
+        ),
+        Recipe(
+            "maml-gate-5w1s",
+            maml_settings(5, 1, meta_dropout="gate"),
+            None,
+            "ablation (chapter 04): Meta Dropout's learned generator as a noise-free gate, which separates the noise "
+            "from the extra capacity; trained like maml-dropout-5w1s (2,600 iterations) to be compared with it",
         ),
         Recipe("maml-20w1s", maml_settings(20, 1), 95.8, FINN),
         Recipe("maml-dropout-20w1s", maml_settings(20, 1, meta_dropout="learned"), 96.63, "Lee et al. 2020, Table 1"),
