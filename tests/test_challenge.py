@@ -214,8 +214,10 @@ def test_the_upright_twin_draws_the_same_classes_and_drawings_unturned():
     follow = TaskSampler(classes, 3, 1, 2, 8, seed=0)
     follow.sample()
     second = follow.sample()  # the next batch, too, pairs: the turns were drawn either way
-    assert all(any(torch.equal(torch.rot90(a[0], k), b[0]) for k in range(4))
-               for a, b in zip(again.sample().query_x.flatten(0, 1), second.query_x.flatten(0, 1), strict=True))
+    assert all(
+        any(torch.equal(torch.rot90(a[0], k), b[0]) for k in range(4))
+        for a, b in zip(again.sample().query_x.flatten(0, 1), second.query_x.flatten(0, 1), strict=True)
+    )
 
 
 def test_rotate_false_makes_every_task_upright():
