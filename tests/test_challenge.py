@@ -258,3 +258,8 @@ def test_the_lake_baseline_record_reproduces_its_error_from_its_picks(omniglot_r
     damaged = {**record["challenge"], "error": record["challenge"]["error"] + 1}
     with pytest.raises(ConfigError, match="the record is damaged"):
         ChallengeResult.from_record(damaged, load_lake_runs(omniglot_root))
+
+
+def test_challenge_scores_the_lake_baseline_by_name(omniglot_root: Path, capsys):
+    assert main(["challenge", "--model", "pretrain-finetune", "--root", str(omniglot_root)]) == 0
+    assert "pretrain-finetune (pretrained on the background set):" in capsys.readouterr().out

@@ -2,6 +2,7 @@
 
     python -m mlscratch challenge --hausdorff                  # the official baseline (38.75% errors)
     python -m mlscratch challenge --model protonet-lake-20w1s  # a zoo model
+    python -m mlscratch challenge --model pretrain-finetune    # the baseline pretrained on the background set
     python -m mlscratch challenge --checkpoint runs/lake.pt    # your own, trained with --protocol lake
 
 Prints the error rate over the 400 test images with its 95% Wilson interval, beside people and Bayesian
@@ -15,10 +16,13 @@ import argparse
 from .. import zoo
 from ..challenge import REFERENCES, ChallengeResult, check_trained_on, score_hausdorff, score_learner
 from ..checkpoint import load_checkpoint
+from ..compare.shipped_baseline import LAKE_BASELINE, SHIPPED_BASELINES, read_baseline
 from ..data.lake_runs import load_lake_runs
 from ..device import resolve_device
+from ..errors import ConfigError
 from ..io import write_json
 
+BASELINE = "pretrain-finetune"
 ORIGINAL_SIZE = 105  # the Hausdorff baseline reads the original drawings, as the official demo does
 
 
@@ -41,7 +45,13 @@ def run_challenge(args: argparse.Namespace) -> int:
         result = score_hausdorff(load_lake_runs(args.root, image_size=ORIGINAL_SIZE))
     else:
         device = resolve_device(args.device)
-        if args.model is not None:
+        if args.model == BASELINE:
+            if not (SHIPPED_BASELINES / LAKE_BASELINE).is_file():
+                raise ConfigError(f"no lake-pretrained {BASELINE} is shipped; make it with "
+                                  f"python -m mlscratch zoo train {BASELINE} --protocol lake")  # fmt: skip
+            learner = read_baseline(SHIPPED_BASELINES / LAKE_BASELINE)[0].to(device)
+            settings, who = {"protocol": "lake", "image_size": 28}, f"{BASELINE} (pretrained on the background set)"
+        elif args.model is not None:
             learner = zoo.load(args.model, device=device)
             settings, who = learner.zoo["settings"], f"zoo model {args.model}"
         else:

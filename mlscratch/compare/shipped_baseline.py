@@ -20,6 +20,7 @@ PRETRAIN_STEPS = 3000  # batches of 64 for the zoo's pretrain-finetune (about 10
 BASELINE_CACHE = Path("runs") / "baselines"
 SHIPPED_BASELINES = zoo.store.WEIGHTS / "baselines"  # package data: the default pretrain-finetune, pretrained once
 LAKE_TEST_SHAPE = "protonet-lake-20w1s"  # the recipe whose test tasks a `lake` baseline is measured on
+LAKE_BASELINE = "pretrain-finetune-omniglot-lake0-28px-3000steps.pt"  # zoo train pretrain-finetune --protocol lake
 
 
 def baseline(

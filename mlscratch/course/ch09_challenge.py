@@ -35,6 +35,7 @@ from ..challenge import (
     modified_hausdorff,
     wilson_interval,
 )
+from ..commands.challenge import LAKE_BASELINE as BASELINE_FILE
 from ..compare import race
 from ..compare.shipped_baseline import SHIPPED_BASELINES, read_baseline
 from ..data.lake_runs import LakeRun
@@ -54,7 +55,6 @@ KOCH = Reference(
 DEMO = Reference("modified Hausdorff distance, official demo", HAUSDORFF_DEMO.error, HAUSDORFF_DEMO.source)
 PUBLISHED = (HUMANS, BPL, KOCH, DEMO)
 STORED_HAUSDORFF = race.STORED / "challenge-hausdorff.json"  # python -m mlscratch challenge --hausdorff --json ...
-BASELINE_FILE = "pretrain-finetune-omniglot-lake0-28px-3000steps.pt"  # zoo train pretrain-finetune --protocol lake
 RIGHT, WRONG = "#2e7d32", "#c62828"
 
 
