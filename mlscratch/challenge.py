@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from .data.lake_runs import WAYS, LakeRun
+from .device import module_device
 from .errors import ConfigError
 
 
@@ -144,8 +145,7 @@ def score_hausdorff(runs: list[LakeRun]) -> ChallengeResult:
 
 def learner_predictions(learner: torch.nn.Module, runs: list[LakeRun]) -> Tensor:
     """[runs, 20]: the learner's `predict` on one 20-way 1-shot task per run, all runs as one batch of tasks."""
-    parameter = next(learner.parameters(), None)  # pixel-nn has none
-    device = parameter.device if parameter is not None else torch.device("cpu")
+    device = module_device(learner)
     support_x = torch.stack([run.train for run in runs]).to(device)
     query_x = torch.stack([run.test for run in runs]).to(device)
     support_y = torch.arange(WAYS, device=device).expand(len(runs), -1)

@@ -18,3 +18,9 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {device} requested but CUDA is not available here; use --device cpu or auto")
     return device
+
+
+def module_device(module: torch.nn.Module) -> torch.device:
+    """Where a model's weights live; the CPU for a model without weights (the pixel nearest neighbour)."""
+    parameter = next(module.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")

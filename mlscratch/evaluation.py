@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from .device import module_device
 from .errors import ConfigError
 from .tasks import TaskSampler
 
@@ -108,8 +109,7 @@ def evaluate(
         headline = learner.test_inner_steps
         shown = headline if steps is None else steps
         longest = max(shown, headline)
-    parameter = next(learner.parameters(), None)
-    device = parameter.device if parameter is not None else torch.device("cpu")
+    device = module_device(learner)
     was_training, sampler_state = learner.training, sampler.state_dict()
     learner.eval()
     sampler.generator.manual_seed(seed)

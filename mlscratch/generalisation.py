@@ -20,6 +20,7 @@ from .algorithms import MetaLearner
 from .compare.entries import Entry, score
 from .compare.paired import paired_difference
 from .data import ClassImages
+from .device import module_device
 from .evaluation import evaluate, mean_ci95
 from .experiment import evaluation_tasks
 
@@ -154,8 +155,7 @@ def turn_effect(
     twins (same classes and drawings): how much a model's score depends on having learned the turns."""
     rows = []
     for name, learner in learners.items():
-        parameter = next(learner.parameters(), None)  # pixel-nn has none
-        device = parameter.device if parameter is not None else torch.device("cpu")
+        device = module_device(learner)
         per_task = {}
         for upright in (True, False):
             sampler = evaluation_tasks(classes, ways, shots, queries, device, upright=upright)

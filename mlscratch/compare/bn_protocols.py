@@ -21,6 +21,7 @@ import torch
 
 from ..algorithms.base import MetaLearner
 from ..data import ClassImages
+from ..device import module_device
 from ..errors import ConfigError
 from ..evaluation import evaluate, mean_ci95
 from ..experiment import evaluation_tasks
@@ -94,7 +95,7 @@ def score_both(
             if mode == native and stored is not None and len(stored) >= tasks:
                 per_task[mode] = torch.tensor(stored[:tasks], dtype=torch.float64)
                 continue
-            sampler = evaluation_tasks(classes, ways, shots, queries, next(learner.parameters()).device)
+            sampler = evaluation_tasks(classes, ways, shots, queries, module_device(learner))
             with bn_protocol(learner, mode):
                 result = evaluate(learner, sampler, tasks, per_step=False)
             per_task[mode] = torch.tensor(result.task_accuracies, dtype=torch.float64)

@@ -7,10 +7,10 @@ import statistics
 from dataclasses import asdict, dataclass, field, fields
 
 import matplotlib.pyplot as plt
-import torch
 
 from ..algorithms import MetaLearner
 from ..data import ClassImages
+from ..device import module_device
 from ..errors import ConfigError
 from ..evaluation import evaluate, quantile95
 from ..experiment import evaluation_tasks
@@ -65,8 +65,7 @@ def score(
 
     Latency is the one measurement every chapter uses (`measure.task_latency`: LATENCY_TASKS tasks one at a time,
     one thread, after a warm-up). scored=False: only latency and memory (the accuracies come from a record)."""
-    parameter = next(learner.parameters(), None)  # pixel-nn has none
-    device = parameter.device if parameter is not None else torch.device("cpu")
+    device = module_device(learner)
     sampler = evaluation_tasks(classes, ways, shots, queries, device)
     accuracies = evaluate(learner, sampler, tasks, per_step=False).task_accuracies if scored else None
     first = sampler.sample(LATENCY_TASKS)
