@@ -15,7 +15,8 @@ from mlscratch.cli import main
 from mlscratch.compare import entries, paired, race, shipped_baseline, zoo_table
 from mlscratch.data import load_splits
 from mlscratch.errors import ConfigError, DataError
-from mlscratch.experiment import Settings, load_data
+from mlscratch.evaluation import evaluate
+from mlscratch.experiment import Settings, evaluation_tasks, load_data
 
 torch.set_num_threads(1)
 
@@ -240,3 +241,11 @@ def test_cli_scratch_race_writes_a_record_that_loads_back(omniglot_root, tmp_pat
     assert set(rows) == {"paper", "lake"} and rows["paper"][0].name == "pixel-nn"
     assert len(rows["paper"][0].seed_accuracies) == 2 and record["machine"]["cores"] >= 1
     assert record["settings"]["seeds"] == 2 and "shift" in record
+
+
+def test_an_upright_race_tests_upright_too():
+    data = {"dataset": "synthetic", "image_size": 16, "rotate": False}
+    (row,) = race.compare_scratch(["pixel-nn"], 0.1, 1, ways=3, shots=1, queries=2, tasks=6, data=data)
+    test = load_data(Settings(dataset="synthetic", image_size=16))["test"]
+    upright = evaluate(PixelNearestNeighbour(), evaluation_tasks(test, 3, 1, 2, upright=True), 6, per_step=False)
+    assert row.accuracy == pytest.approx(upright.accuracy, abs=1e-6)

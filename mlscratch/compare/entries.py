@@ -59,14 +59,23 @@ LATENCY_TASKS = 3  # test tasks timed one at a time (measure.task_latency), afte
 
 
 def score(
-    learner: MetaLearner, classes: ClassImages, ways: int, shots: int, queries: int, tasks: int, *, scored: bool = True
+    learner: MetaLearner,
+    classes: ClassImages,
+    ways: int,
+    shots: int,
+    queries: int,
+    tasks: int,
+    *,
+    scored: bool = True,
+    upright: bool = False,
 ) -> tuple[list[float] | None, float, int]:
     """(per-task accuracies on the first `tasks` fixed test tasks, seconds per task, peak bytes of one task).
 
     Latency is the one measurement every chapter uses (`measure.task_latency`: LATENCY_TASKS tasks one at a time,
-    one thread, after a warm-up). scored=False: only latency and memory (the accuracies come from a record)."""
+    one thread, after a warm-up). scored=False: only latency and memory (the accuracies come from a record).
+    upright: the test tasks without the split's quarter turns (the same classes and drawings)."""
     device = module_device(learner)
-    sampler = evaluation_tasks(classes, ways, shots, queries, device)
+    sampler = evaluation_tasks(classes, ways, shots, queries, device, upright=upright)
     accuracies = evaluate(learner, sampler, tasks, per_step=False).task_accuracies if scored else None
     first = sampler.sample(LATENCY_TASKS)
     latency = task_latency(learner, first) / 1000

@@ -107,7 +107,8 @@ def compare_scratch(
             spent.append(used)
             iterations.append(its)
             train_peak = max(train_peak, peak)
-            per_seed.append(score(learner, splits["test"], ways, shots, queries, tasks))
+            upright = (data or {}).get("rotate") is False  # no turns anywhere: test upright too
+            per_seed.append(score(learner, splits["test"], ways, shots, queries, tasks, upright=upright))
         task_accuracies = [statistics.fmean(values) for values in zip(*(s[0] for s in per_seed), strict=True)]
         mean, ci = mean_ci95(torch.tensor(task_accuracies))
         rows.append(
