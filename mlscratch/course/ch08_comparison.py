@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from .. import zoo
 from ..compare import race
@@ -60,6 +61,7 @@ def plot_learning_curves(names: list[str]) -> Figure:
     """Validation accuracy against training seconds from each zoo record that kept its curve; a record without one
     shows only its end point (test accuracy, hollow marker). One time axis: the honest race at full length."""
     fig, ax = plt.subplots(figsize=(8, 4))
+    ends = []  # (seconds, accuracy, name) of records without a curve
     for name in names:
         if name not in zoo.RECIPES or name not in zoo.available(protocol=None):
             continue
@@ -68,11 +70,13 @@ def plot_learning_curves(names: list[str]) -> Figure:
         if curve.get("val_accuracy"):
             ax.plot(curve["val_seconds"], curve["val_accuracy"], marker="o", label=f"{name} (validation)")
         elif record.get("train_seconds"):
-            ax.scatter([record["train_seconds"]], [record["result"]["accuracy"]], facecolors="none",
-                       edgecolors="black", zorder=3)  # fmt: skip
-            ax.annotate(name, (record["train_seconds"], record["result"]["accuracy"]), fontsize=7,
-                        xytext=(4, -8), textcoords="offset points")  # fmt: skip
+            ends.append((record["train_seconds"], record["result"]["accuracy"], name))
+    for k, (seconds, accuracy, name) in enumerate(sorted(ends)):  # labels alternate above and below their point
+        ax.scatter([seconds], [accuracy], facecolors="none", edgecolors="black", zorder=3)
+        ax.annotate(name.removesuffix("-5w1s"), (seconds, accuracy), fontsize=7, ha="center",
+                    xytext=(0, 7 if k % 2 else -11), textcoords="offset points")  # fmt: skip
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("training seconds (one CPU core, as recorded; log scale)")
     ax.set_ylabel("accuracy, 5-way 1-shot (%)")
     ax.set_title("Training curves where the record kept them; hollow: end point only", fontsize=10)

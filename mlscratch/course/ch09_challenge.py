@@ -171,7 +171,7 @@ def plot_within_between(records: Mapping[str, dict]) -> Figure:
     low = min(min(records[n]["result"]["accuracy"], records[n]["between_alphabet"]["accuracy"]) for n in names)
     ax.set_ylim(max(0, low - 10), 100)
     ax.set_ylabel("accuracy on 20-way 1-shot tasks (%)")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
     fig.tight_layout()
     return fig
 
