@@ -11,7 +11,7 @@ trained on the `lake` protocol (background alphabets only) for Lake's one-shot c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..experiment import Settings
 
@@ -185,23 +185,24 @@ RECIPES: dict[str, Recipe] = {
 
 
 LAKE_CHALLENGE = "Lake et al. 2015 report error rates on the 20 runs only (people 4.5%, BPL 3.3%)"
+PROTONET_LAKE = Settings(
+    algo="protonet",
+    hparams={"lr_halving": 2000},
+    protocol="lake",
+    ways=20,
+    shots=1,
+    queries=5,
+    within_alphabet=True,
+    rotate=True,
+    meta_batch=1,
+    iterations=6_000,
+    val_every=1_000,
+    val_tasks=50,
+)
 CHALLENGE_RECIPES = (
     Recipe(
         "protonet-lake-20w1s",
-        Settings(
-            algo="protonet",
-            hparams={"lr_halving": 2000},
-            protocol="lake",
-            ways=20,
-            shots=1,
-            queries=5,
-            within_alphabet=True,
-            rotate=True,
-            meta_batch=1,
-            iterations=6_000,
-            val_every=1_000,
-            val_tasks=50,
-        ),
+        PROTONET_LAKE,
         None,
         LAKE_CHALLENGE,
         "Lake's challenge: background alphabets only, 20-way 1-shot episodes within one alphabet as in the 20 runs "
@@ -234,17 +235,10 @@ CHALLENGE_RECIPES = (
     ),
     Recipe(
         "protonet-lake-56px-20w1s",
-        Settings(
-            algo="protonet",
+        replace(
+            PROTONET_LAKE,
             hparams={"lr_halving": 6000},
-            protocol="lake",
             image_size=56,
-            ways=20,
-            shots=1,
-            queries=5,
-            within_alphabet=True,
-            rotate=True,
-            meta_batch=1,
             iterations=30_000,
             val_every=3_000,
             val_tasks=100,
