@@ -31,7 +31,7 @@ from ..challenge import (
     HUMANS,
     ChallengeResult,
     Reference,
-    ink_points,
+    hausdorff_predictions,
     modified_hausdorff,
     wilson_interval,
 )
@@ -80,8 +80,7 @@ def stored_hausdorff(runs: list[LakeRun]) -> ChallengeResult:
 
 def hausdorff_run(run_105: LakeRun) -> Tensor:
     """[20] the modified-Hausdorff pick of each test drawing of one run (original 105x105 drawings)."""
-    costs = modified_hausdorff([ink_points(x) for x in run_105.test], [ink_points(x) for x in run_105.train])
-    return costs.argmin(1)
+    return hausdorff_predictions([run_105])[0]
 
 
 def budget(record: dict) -> str:
@@ -232,8 +231,8 @@ def observations(results: list[ChallengeResult], records: Mapping[str, dict], li
         lines.append("- **Within against across alphabets** (random 20-way tasks on the evaluation alphabets, "
                      "% correct): " + "; ".join(parts) + ". Characters of one alphabet share strokes and style, "
                      "so telling them apart is harder: the 2019 progress report's point.")  # fmt: skip
-    hard = sorted(range(len(results[0].runs)), key=lambda i: -sum(float(r.wrong[i].sum()) for r in results))[:3]
     if results:
+        hard = sorted(range(len(results[0].runs)), key=lambda i: -sum(float(r.wrong[i].sum()) for r in results))[:3]
         lines.append("- **Hardest runs for all contestants together:** "
                      + ", ".join(f"{results[0].runs[i]}" for i in hard) + ".")  # fmt: skip
     lines.append(f"- This run took {live_seconds:.0f} s; every figure above is measured in it or read from the shipped "
