@@ -274,3 +274,37 @@ def test_gate_is_the_learned_generator_without_noise() -> None:
         mu_block1.bias.fill_(-30.0)
         mu_block1.weight.zero_()
     assert gate.backbone.blocks[0].conv(x).abs().max() < 1e-6
+
+
+def test_chapter_comparison_pairs_each_variant_on_the_same_tasks(capsys: pytest.CaptureFixture) -> None:
+    from mlscratch.course.ch04_meta_dropout import compare_trained, verdict
+
+    maml = torch.tensor([90.0, 80.0, 100.0, 70.0])
+    accuracies = {
+        "MAML": maml,
+        "Meta Dropout (learned)": maml + torch.tensor([2.0, 3.0, 2.0, 3.0]),  # better on every task
+        "consistent dropout": maml,
+        "learned gate, no noise": maml + torch.tensor([2.0, 3.0, 2.0, 3.0]),
+    }
+    summary = compare_trained(accuracies, dict.fromkeys(accuracies, 2600))
+    assert summary["zoo_learned_minus_maml"][0] == 2.5 and summary["zoo_learned_minus_maml"][1] > 0
+    assert summary["zoo_consistent_minus_maml"] == [0.0, 0.0]
+    assert summary["zoo_learned_minus_gate"] == [0.0, 0.0]  # the noise adds nothing here
+    assert summary["zoo_learned_minus_consistent"][0] == 2.5
+    assert summary["zoo_gate_iterations"] == 2600 and summary["zoo_maml_accuracy"] == 85.0
+    printed = capsys.readouterr().out
+    assert "better" in printed and "what noise adds" in printed
+    assert verdict((-1.0, 0.5)) == "worse" and verdict((0.4, 0.5)) == "no detectable difference"
+
+
+def test_chapter_observations_read_the_noise_effect_from_its_sign() -> None:
+    from mlscratch.course.ch04_meta_dropout import trained_observations
+
+    maml = torch.tensor([90.0, 80.0, 100.0, 70.0])
+    gate = maml + torch.tensor([1.0, 2.0, 1.0, 2.0])
+    iterations = dict.fromkeys(("MAML", "Meta Dropout (learned)", "learned gate, no noise"), 2600)
+    for noise, reading in ((gate, "adds nothing detectable"), (gate + 2, "helps"), (gate - 2, "costs accuracy")):
+        accuracies = {"MAML": maml, "Meta Dropout (learned)": noise, "learned gate, no noise": gate}
+        text = trained_observations(accuracies, iterations).data
+        assert reading in text and "maml-gate-5w1s (2,600 iterations) 86.50" in text
+        assert "better on 4 tasks" in text  # the gate beats MAML on every task

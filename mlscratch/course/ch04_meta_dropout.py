@@ -1,4 +1,4 @@
-"""Chapter 04, Meta Dropout: the exercises' checks."""
+"""Chapter 04, Meta Dropout: the paired comparison of the trained variants and the exercises' checks."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from IPython.display import Markdown
 
+from ..evaluation import mean_ci95
 from .checks import attempt, say
 
 # What the chapter uses from the course's shared modules, so that it imports the course from this one module.
@@ -15,6 +17,94 @@ from .explorer import adaptation_explorer  # noqa: F401
 from .notebook import describe_splits, load_data, report, setup, train_and_evaluate  # noqa: F401
 from .plots import plot_inner_steps  # noqa: F401
 from .widgets import Panel  # noqa: F401
+
+# ====================================================================================================
+# the trained variants, paired on the same tasks
+# ====================================================================================================
+
+# The zoo's models of the chapter, by the labels the chapter uses, and the short keys of `report`.
+ZOO_MODELS = {
+    "MAML": ("maml-5w1s", "maml"),
+    "Meta Dropout (learned)": ("maml-dropout-5w1s", "learned"),
+    "consistent dropout": ("maml-masks-5w1s", "consistent"),
+    "learned gate, no noise": ("maml-gate-5w1s", "gate"),
+}
+# Paired contrasts between two variants: (minuend, subtrahend, what the difference measures).
+CONTRASTS = (
+    ("Meta Dropout (learned)", "consistent dropout", "learned noise minus consistent masks"),
+    ("Meta Dropout (learned)", "learned gate, no noise", "learned noise minus the noise-free gate (what noise adds)"),
+)
+
+
+def verdict(difference: tuple[float, float]) -> str:
+    """A paired difference (mean, 95% half-width) in words: the interval holds 0, or which side it is on."""
+    mean, ci = difference
+    return "no detectable difference" if abs(mean) <= ci else ("better" if mean > 0 else "worse")
+
+
+def compare_trained(accuracies: dict[str, torch.Tensor], iterations: dict[str, int]) -> dict:
+    """Print the trained variants' table and contrasts; return the numbers for `report`.
+
+    accuracies: label -> per-task accuracy [T] on the same T test tasks (MAML's label must be among them);
+    iterations: label -> the iterations the model was trained for.
+    """
+    summary = {}
+    base = accuracies["MAML"]
+    print(f"{'zoo model':<24}{'iterations':>11}{'mean ± 95% CI':>17}{'vs MAML (paired)':>20}  verdict")
+    for label, acc in accuracies.items():
+        key = ZOO_MODELS[label][1]
+        (mean, ci), difference = mean_ci95(acc), mean_ci95(acc - base)
+        shown = "" if label == "MAML" else f"{difference[0]:>+13.2f} ± {difference[1]:<5.2f}  {verdict(difference)}"
+        print(f"{label:<24}{iterations[label]:>11,}{mean:>10.2f} ± {ci:<5.2f}{shown}")
+        summary[f"zoo_{key}_accuracy"], summary[f"zoo_{key}_iterations"] = round(mean, 2), iterations[label]
+        if label != "MAML":
+            summary[f"zoo_{key}_minus_maml"] = [round(v, 2) for v in difference]
+    for first, second, meaning in CONTRASTS:
+        if first in accuracies and second in accuracies:
+            difference = mean_ci95(accuracies[first] - accuracies[second])
+            print(f"{meaning}, paired: {difference[0]:+.2f} ± {difference[1]:.2f}  {verdict(difference)}")
+            summary[f"zoo_{ZOO_MODELS[first][1]}_minus_{ZOO_MODELS[second][1]}"] = [round(v, 2) for v in difference]
+    return summary
+
+
+def _paired_sentence(difference: torch.Tensor) -> str:
+    """Per-task differences [T] -> 'd ± ci points (wins on W tasks, loses on L): verdict'."""
+    mean, ci = mean_ci95(difference)
+    wins, losses = int((difference > 0).sum()), int((difference < 0).sum())
+    return f"{mean:+.2f} ± {ci:.2f} points (better on {wins} tasks, worse on {losses}): {verdict((mean, ci))}"
+
+
+def trained_observations(accuracies: dict[str, torch.Tensor], iterations: dict[str, int]) -> Markdown:
+    """'What to observe' for the trained variants, as sentences with their records' numbers.
+
+    accuracies: label -> per-task accuracy [T] on the same T test tasks; iterations: label -> training iterations.
+    """
+    base, tasks = accuracies["MAML"], len(accuracies["MAML"])
+    scores = "; ".join(
+        f"{ZOO_MODELS[label][0]} ({iterations[label]:,} iterations) {mean:.2f} ± {ci:.2f}%"
+        for label, (mean, ci) in ((label, mean_ci95(acc)) for label, acc in accuracies.items())
+    )
+    lines = [f"- **Trained, one training seed each**, on the same {tasks} test tasks: {scores}."]
+    lines += [f"- {label} minus MAML, paired: {_paired_sentence(acc - base)}."
+              for label, acc in accuracies.items() if label != "MAML"]  # fmt: skip
+    if {"Meta Dropout (learned)", "consistent dropout"} <= set(accuracies):
+        difference = accuracies["Meta Dropout (learned)"] - accuracies["consistent dropout"]
+        lines.append(f"- Learned noise minus consistent masks, paired: {_paired_sentence(difference)}.")
+    if {"Meta Dropout (learned)", "learned gate, no noise"} <= set(accuracies):
+        difference = accuracies["Meta Dropout (learned)"] - accuracies["learned gate, no noise"]
+        mean, ci = mean_ci95(difference)
+        reading = (
+            "the noise adds nothing detectable to the gate it rides on, so what Meta Dropout gains here the gate's "
+            "extra capacity can explain as well"
+            if abs(mean) <= ci
+            else "the noise itself helps, beyond the capacity of the gate"
+            if mean > 0
+            else "the noise costs accuracy against the same gate without it"
+        )
+        lines.append(f"- **What the noise adds** (learned noise minus the noise-free gate, paired): "
+                     f"{_paired_sentence(difference)}. With one seed per model: {reading}.")  # fmt: skip
+    return Markdown("\n".join(lines))
+
 
 # ====================================================================================================
 # exercise checks
