@@ -85,7 +85,7 @@ def trained_observations(accuracies: dict[str, torch.Tensor], iterations: dict[s
         for label, (mean, ci) in ((label, mean_ci95(acc)) for label, acc in accuracies.items())
     )
     lines = [f"- **Trained, one training seed each**, on the same {tasks} test tasks: {scores}."]
-    lines += [f"- {label} minus MAML, paired: {_paired_sentence(acc - base)}."
+    lines += [f"- {label[:1].upper() + label[1:]} minus MAML, paired: {_paired_sentence(acc - base)}."
               for label, acc in accuracies.items() if label != "MAML"]  # fmt: skip
     if {"Meta Dropout (learned)", "consistent dropout"} <= set(accuracies):
         difference = accuracies["Meta Dropout (learned)"] - accuracies["consistent dropout"]

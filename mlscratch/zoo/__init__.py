@@ -100,8 +100,8 @@ def result_record(result: EvaluationResult, settings: Settings) -> dict:
     """What a weights record keeps of a measurement: mean, CI, per-task accuracies, per-step correct counts, and
     the task stream they were measured on (same seed, shape and data: the same tasks, on any CPU)."""
     record = {
-        "accuracy": round(result.accuracy, 3),
-        "ci95": round(result.ci95, 3),
+        "accuracy": round(result.accuracy, 6),  # not 3: a figure quoted at 2 digits must not be rounded twice
+        "ci95": round(result.ci95, 6),
         "n_tasks": result.n_tasks,
         "task_accuracies": [round(a, 3) for a in result.task_accuracies],
         "task_stream": {
