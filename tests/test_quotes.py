@@ -12,8 +12,10 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 
 from mlscratch import zoo
+from mlscratch.evaluation import mean_ci95
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = sorted(zoo.available(protocol=None), key=len, reverse=True)
@@ -68,3 +70,11 @@ def test_the_quote_finder_finds_quotes_and_skips_papers_and_differences() -> Non
     assert ("maml-5w1s", "97.52", "0.28") in found and ("maml-5w1s", "12.34", "0.10") in found
     assert not any(m == "protonet-5w1s" for m, _, _ in found)  # a paired difference is not the model's figure
     assert matches("97.5", 97.524) and not matches("97.53", 97.524)
+
+
+@pytest.mark.parametrize("model", NAMES)
+def test_a_record_reads_the_same_at_two_digits_as_its_tasks(model: str) -> None:
+    """The record's mean ± CI, printed at 2 digits, is what its per-task accuracies give (no double rounding)."""
+    result = zoo.load(model).zoo["result"]
+    mean, ci = mean_ci95(torch.tensor(result["task_accuracies"], dtype=torch.float64))
+    assert f"{result['accuracy']:.2f} ± {result['ci95']:.2f}" == f"{mean:.2f} ± {ci:.2f}"
