@@ -118,7 +118,7 @@ def format_rows(rows: list[BnRow]) -> str:
     lines = ["| model | trained with | transductive | support | support − transductive (paired) | rank T | rank S |",
              "|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in sorted(rows, key=lambda r: by_t[r.name]):
-        change = verdict(r.difference, r.difference_ci95, "higher", "lower").split(" (")[0]
+        change = verdict(r.difference, r.difference_ci95, "higher", "lower", why=False)
         lines.append(f"| {r.name} | {r.native} | {r.accuracy['transductive']:.2f} ± {r.ci95['transductive']:.2f} | "
                      f"{r.accuracy['support']:.2f} ± {r.ci95['support']:.2f} | {r.difference:+.2f} ± "
                      f"{r.difference_ci95:.2f} ({change}) | {by_t[r.name]} | {by_s[r.name]} |")  # fmt: skip

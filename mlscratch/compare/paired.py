@@ -26,12 +26,13 @@ def add_differences(rows: list[Entry], reference: str) -> list[Entry]:
     return rows
 
 
-def verdict(difference: float, ci95: float, better: str = "better", worse: str = "worse") -> str:
+def verdict(difference: float, ci95: float, better: str = "better", worse: str = "worse", why: bool = True) -> str:
     """The words for a paired difference and its 95% half-width: "no detectable difference" when the interval
-    includes 0 (not "a tie": these tasks cannot tell the two apart, which is not evidence that they are equal)."""
+    includes 0 (not "a tie": these tasks cannot tell the two apart, which is not evidence that they are equal).
+    why=False leaves out the parenthesis that says so (for a table's verdict column)."""
     if abs(difference) <= ci95:
-        return "no detectable difference (the paired 95% interval includes 0)"
-    return f"{better if difference > 0 else worse} (the paired 95% interval excludes 0)"
+        return "no detectable difference" + (" (the paired 95% interval includes 0)" if why else "")
+    return (better if difference > 0 else worse) + (" (the paired 95% interval excludes 0)" if why else "")
 
 
 def verdicts(rows: list[Entry], reference: str) -> list[str]:

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from IPython.display import Markdown
 
+from ..compare import paired
 from ..evaluation import mean_ci95
 from .checks import attempt, say
 
@@ -37,9 +38,8 @@ CONTRASTS = (
 
 
 def verdict(difference: tuple[float, float]) -> str:
-    """A paired difference (mean, 95% half-width) in words: the interval holds 0, or which side it is on."""
-    mean, ci = difference
-    return "no detectable difference" if abs(mean) <= ci else ("better" if mean > 0 else "worse")
+    """A paired difference (mean, 95% half-width) in the words of a table's verdict column."""
+    return paired.verdict(*difference, why=False)
 
 
 def compare_trained(accuracies: dict[str, torch.Tensor], iterations: dict[str, int]) -> dict:
@@ -68,7 +68,7 @@ def compare_trained(accuracies: dict[str, torch.Tensor], iterations: dict[str, i
 
 
 def _paired_sentence(difference: torch.Tensor) -> str:
-    """Per-task differences [T] -> 'd ± ci points (wins on W tasks, loses on L): verdict'."""
+    """Per-task differences [T] -> 'd ± ci points (better on W tasks, worse on L): verdict'."""
     mean, ci = mean_ci95(difference)
     wins, losses = int((difference > 0).sum()), int((difference < 0).sum())
     return f"{mean:+.2f} ± {ci:.2f} points (better on {wins} tasks, worse on {losses}): {verdict((mean, ci))}"
@@ -87,22 +87,18 @@ def trained_observations(accuracies: dict[str, torch.Tensor], iterations: dict[s
     lines = [f"- **Trained, one training seed each**, on the same {tasks} test tasks: {scores}."]
     lines += [f"- {label[:1].upper() + label[1:]} minus MAML, paired: {_paired_sentence(acc - base)}."
               for label, acc in accuracies.items() if label != "MAML"]  # fmt: skip
-    if {"Meta Dropout (learned)", "consistent dropout"} <= set(accuracies):
-        difference = accuracies["Meta Dropout (learned)"] - accuracies["consistent dropout"]
-        lines.append(f"- Learned noise minus consistent masks, paired: {_paired_sentence(difference)}.")
-    if {"Meta Dropout (learned)", "learned gate, no noise"} <= set(accuracies):
-        difference = accuracies["Meta Dropout (learned)"] - accuracies["learned gate, no noise"]
-        mean, ci = mean_ci95(difference)
-        reading = (
-            "the noise adds nothing detectable to the gate it rides on, so what Meta Dropout gains here the gate's "
-            "extra capacity can explain as well"
-            if abs(mean) <= ci
-            else "the noise itself helps, beyond the capacity of the gate"
-            if mean > 0
-            else "the noise costs accuracy against the same gate without it"
-        )
-        lines.append(f"- **What the noise adds** (learned noise minus the noise-free gate, paired): "
-                     f"{_paired_sentence(difference)}. With one seed per model: {reading}.")  # fmt: skip
+    for first, second, meaning in CONTRASTS:
+        if first in accuracies and second in accuracies:
+            difference = accuracies[first] - accuracies[second]
+            lines.append(f"- {meaning[:1].upper() + meaning[1:]}, paired: {_paired_sentence(difference)}.")
+    if "learned gate, no noise" in accuracies and "Meta Dropout (learned)" in accuracies:
+        reading = {
+            "no detectable difference": "the noise adds nothing detectable to the gate it rides on, so what Meta "
+            "Dropout gains here the gate's extra capacity can explain as well",
+            "better": "the noise itself helps, beyond the capacity of the gate",
+            "worse": "the noise costs accuracy against the same gate without it",
+        }[verdict(mean_ci95(accuracies["Meta Dropout (learned)"] - accuracies["learned gate, no noise"]))]
+        lines.append(f"- **Noise or capacity?** With one seed per model: {reading}.")
     return Markdown("\n".join(lines))
 
 
