@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 from IPython.display import Markdown
@@ -65,6 +66,39 @@ def compare_trained(accuracies: dict[str, torch.Tensor], iterations: dict[str, i
             print(f"{meaning}, paired: {difference[0]:+.2f} ± {difference[1]:.2f}  {verdict(difference)}")
             summary[f"zoo_{ZOO_MODELS[first][1]}_minus_{ZOO_MODELS[second][1]}"] = [round(v, 2) for v in difference]
     return summary
+
+
+def plot_trained(accuracies: dict[str, torch.Tensor], queries_per_task: int):
+    """Each variant against MAML on the same tasks: the paired differences, one bin per possible value (a task's
+    accuracy moves in steps of one query), and one dot per task. accuracies: label -> per-task accuracy [T]."""
+    base = accuracies["MAML"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))
+    low = min(acc.min().item() for acc in accuracies.values()) - 2
+    step = 100 / queries_per_task
+    reach = round(max((acc - base).abs().max().item() for acc in accuracies.values()) / step)
+    bins = (torch.arange(-reach - 1, reach + 1) + 0.5) * step
+    for label, acc in accuracies.items():
+        if label != "MAML":
+            difference = acc - base
+            wins, losses = (difference > 0).sum().item(), (difference < 0).sum().item()
+            axes[0].hist(difference, bins=bins, histtype="step", linewidth=2,
+                         label=f"{label}: wins {wins}, loses {losses}, ties {len(acc) - wins - losses}")  # fmt: skip
+            axes[1].scatter(base + torch.randn(len(acc)) * 0.4, acc + torch.randn(len(acc)) * 0.4, s=6, alpha=0.4,
+                            label=label)  # fmt: skip
+    axes[0].set(xlabel="per-task accuracy minus MAML's, same task (points)", ylabel="test tasks",
+                title=f"paired differences on the {len(base)} zoo test tasks")  # fmt: skip
+    axes[1].plot([low, 101], [low, 101], color="grey", linestyle=":")
+    axes[1].set(
+        xlim=(low, 101),
+        ylim=(low, 101),
+        xlabel="MAML's accuracy on a task (%)",
+        ylabel="variant's accuracy (%)",
+        title="one dot per task (jittered): above the line, the variant wins",
+    )
+    for ax in axes:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
 
 
 def _paired_sentence(difference: torch.Tensor) -> str:
